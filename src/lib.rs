@@ -1,0 +1,20 @@
+//! ozmint: an embeddable, Onezone-compatible token authority.
+//!
+//! - [`model`]: ids, privileges, records.
+//! - [`codec`]: the on-disk encoding of records (bincode 2 + version byte).
+//! - [`store`]: users, groups, spaces, providers, relations and tokens on a KV engine (sled).
+//! - [`token`]: the macaroon minter: mint, verify, attenuate, revoke, consume, rotate.
+//! - [`error`]: library errors.
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+pub mod codec;
+pub mod error;
+pub mod model;
+pub mod store;
+pub mod token;
+
+pub use error::{Entity, Error, Result};
+pub use model::{Id, Subject, TokenKind};
+pub use store::{Durability, Store};
+pub use token::{Minter, MinterConfig, TokenError};

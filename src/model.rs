@@ -1,0 +1,564 @@
+//! The domain model: entity ids, privilege sets and the records kept in the store.
+//!
+//! Everything here is plain data. Records derive serde so the codec can store
+//! them; secret-bearing records (`User`, `RootKey`) implement `Debug` by hand so
+//! that hashes and keys never reach a log line.
+
+use std::fmt;
+use std::marker::PhantomData;
+use std::str::FromStr;
+
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine as _;
+use rand::RngCore;
+use serde::{Deserialize, Serialize};
+
+/// Length of an entity or token id in its text form (base64url of 32 bytes, unpadded).
+pub const ID_TEXT_LEN: usize = 43;
+
+/// An entity id (user, group, space, provider) or token identifier: 32 random bytes,
+/// written as 43 base64url characters exactly like Onezone's ids.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct Id(pub [u8; 32]);
+
+impl Id {
+    /// A fresh id from the operating system's random generator.
+    pub fn random() -> Self {
+        let mut bytes = [0u8; 32];
+        rand::rngs::OsRng.fill_bytes(&mut bytes);
+        Id(bytes)
+    }
+
+    /// The raw bytes (used as store keys).
+    pub fn as_bytes(&self) -> &[u8; 32] {
+        &self.0
+    }
+
+    /// Rebuilds an id from raw store key bytes.
+    pub fn from_slice(bytes: &[u8]) -> Option<Self> {
+        bytes.try_into().ok().map(Id)
+    }
+}
+
+/// Why a string is not an id.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BadId;
+
+impl fmt::Display for BadId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "an id is {ID_TEXT_LEN} base64url characters encoding 32 bytes"
+        )
+    }
+}
+
+impl std::error::Error for BadId {}
+
+impl FromStr for Id {
+    type Err = BadId;
+    fn from_str(s: &str) -> Result<Self, BadId> {
+        if s.len() != ID_TEXT_LEN {
+            return Err(BadId);
+        }
+        let mut out = [0u8; 32];
+        match URL_SAFE_NO_PAD.decode_slice(s, &mut out) {
+            // Canonical form only: the last character must not carry stray bits.
+            Ok(32) if URL_SAFE_NO_PAD.encode(out) == s => Ok(Id(out)),
+            _ => Err(BadId),
+        }
+    }
+}
+
+impl fmt::Display for Id {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut buf = [0u8; ID_TEXT_LEN];
+        let n = URL_SAFE_NO_PAD
+            .encode_slice(self.0, &mut buf)
+            .map_err(|_| fmt::Error)?;
+        f.write_str(std::str::from_utf8(&buf[..n]).map_err(|_| fmt::Error)?)
+    }
+}
+
+impl fmt::Debug for Id {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Id({self})")
+    }
+}
+
+/// One kind of privilege (space, group or zone): a closed list of names.
+pub trait Privilege: Copy + Eq + fmt::Debug + 'static {
+    /// Every privilege of the kind, in bit order.
+    const ALL: &'static [Self];
+    /// The wire name, e.g. `space_add_provider`.
+    fn name(self) -> &'static str;
+    /// The bit index of this privilege in a [`PrivSet`].
+    fn index(self) -> u32;
+    /// Looks a privilege up by its wire name.
+    fn from_name(name: &str) -> Option<Self> {
+        Self::ALL.iter().copied().find(|p| p.name() == name)
+    }
+}
+
+macro_rules! privileges {
+    ($(#[$meta:meta])* $name:ident { $($variant:ident => $wire:literal,)* }) => {
+        $(#[$meta])*
+        #[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
+        #[allow(missing_docs)]
+        pub enum $name { $($variant,)* }
+
+        impl Privilege for $name {
+            const ALL: &'static [Self] = &[$($name::$variant,)*];
+            fn name(self) -> &'static str {
+                match self { $($name::$variant => $wire,)* }
+            }
+            fn index(self) -> u32 {
+                self as u32
+            }
+        }
+    };
+}
+
+privileges!(
+    /// Privileges of a user or group in a space (the 12 of the seed-era API).
+    SpacePrivilege {
+        InviteUser => "space_invite_user",
+        RemoveUser => "space_remove_user",
+        InviteGroup => "space_invite_group",
+        RemoveGroup => "space_remove_group",
+        SetPrivileges => "space_set_privileges",
+        Remove => "space_remove",
+        AddProvider => "space_add_provider",
+        RemoveProvider => "space_remove_provider",
+        ChangeData => "space_change_data",
+        ViewData => "space_view_data",
+        ManageShares => "space_manage_shares",
+        WriteFiles => "space_write_files",
+    }
+);
+
+privileges!(
+    /// Privileges of a user or child group in a group (the 13 of the seed-era API).
+    GroupPrivilege {
+        ChangeData => "group_change_data",
+        InviteUser => "group_invite_user",
+        RemoveUser => "group_remove_user",
+        JoinSpace => "group_join_space",
+        CreateSpace => "group_create_space",
+        SetPrivileges => "group_set_privileges",
+        Remove => "group_remove",
+        LeaveSpace => "group_leave_space",
+        ViewData => "group_view_data",
+        CreateSpaceToken => "group_create_space_token",
+        JoinGroup => "group_join_group",
+        InviteGroup => "group_invite_group",
+        RemoveGroup => "group_remove_group",
+    }
+);
+
+privileges!(
+    /// Zone-level (administrator) privileges of a user: the rc14 list, the two
+    /// relationship privileges of later releases, and three ozmint extensions
+    /// (`oz_users_create`, `oz_providers_create`, `oz_tokens_manage`).
+    ZonePrivilege {
+        AddMemberToSpace => "add_member_to_space",
+        ListGroups => "list_groups",
+        ListGroupsOfProvider => "list_groups_of_provider",
+        ListProviders => "list_providers",
+        ListProvidersOfSpace => "list_providers_of_space",
+        ListSpaces => "list_spaces",
+        ListSpacesOfProvider => "list_spaces_of_provider",
+        ListUsers => "list_users",
+        ListUsersOfProvider => "list_users_of_provider",
+        GroupsAddMembers => "oz_groups_add_members",
+        GroupsListGroups => "oz_groups_list_groups",
+        GroupsListUsers => "oz_groups_list_users",
+        GroupsRemoveMembers => "oz_groups_remove_members",
+        HandleServicesCreate => "oz_handle_services_create",
+        HandleServicesList => "oz_handle_services_list",
+        HandlesList => "oz_handles_list",
+        ProvidersDelete => "oz_providers_delete",
+        SharesList => "oz_shares_list",
+        SpacesListGroups => "oz_spaces_list_groups",
+        SpacesListUsers => "oz_spaces_list_users",
+        UsersDelete => "oz_users_delete",
+        RemoveMemberFromSpace => "remove_member_from_space",
+        SetPrivileges => "set_privileges",
+        ViewPrivileges => "view_privileges",
+        SpacesAddRelationships => "oz_spaces_add_relationships",
+        GroupsAddRelationships => "oz_groups_add_relationships",
+        UsersCreate => "oz_users_create",
+        ProvidersCreate => "oz_providers_create",
+        TokensManage => "oz_tokens_manage",
+    }
+);
+
+/// A set of privileges of one kind, stored as a bit set.
+#[derive(Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct PrivSet<P> {
+    bits: u32,
+    #[serde(skip)]
+    kind: PhantomData<P>,
+}
+
+/// Privileges in a space.
+pub type SpacePrivileges = PrivSet<SpacePrivilege>;
+/// Privileges in a group.
+pub type GroupPrivileges = PrivSet<GroupPrivilege>;
+/// Zone-level privileges.
+pub type ZonePrivileges = PrivSet<ZonePrivilege>;
+
+impl<P> Clone for PrivSet<P> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+impl<P> Copy for PrivSet<P> {}
+impl<P> PartialEq for PrivSet<P> {
+    fn eq(&self, other: &Self) -> bool {
+        self.bits == other.bits
+    }
+}
+impl<P> Eq for PrivSet<P> {}
+impl<P> Default for PrivSet<P> {
+    fn default() -> Self {
+        Self::empty()
+    }
+}
+
+impl<P: Privilege> fmt::Debug for PrivSet<P> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_set().entries(self.names()).finish()
+    }
+}
+
+impl<P> PrivSet<P> {
+    /// No privilege.
+    pub const fn empty() -> Self {
+        PrivSet {
+            bits: 0,
+            kind: PhantomData,
+        }
+    }
+    /// Whether no privilege is held.
+    pub fn is_empty(self) -> bool {
+        self.bits == 0
+    }
+    /// The union of two sets.
+    pub fn union(self, other: Self) -> Self {
+        PrivSet {
+            bits: self.bits | other.bits,
+            kind: PhantomData,
+        }
+    }
+    /// The privileges of `self` not in `other`.
+    pub fn difference(self, other: Self) -> Self {
+        PrivSet {
+            bits: self.bits & !other.bits,
+            kind: PhantomData,
+        }
+    }
+}
+
+impl<P: Privilege> PrivSet<P> {
+    /// Every privilege of the kind.
+    pub fn all() -> Self {
+        Self::from_iter(P::ALL.iter().copied())
+    }
+    /// Whether `p` is in the set.
+    pub fn contains(self, p: P) -> bool {
+        self.bits & (1 << p.index()) != 0
+    }
+    /// Adds `p`.
+    pub fn insert(&mut self, p: P) {
+        self.bits |= 1 << p.index();
+    }
+    /// The privileges in the set, in canonical order.
+    pub fn iter(self) -> impl Iterator<Item = P> {
+        P::ALL.iter().copied().filter(move |p| self.contains(*p))
+    }
+    /// The wire names of the privileges in the set, in canonical order.
+    pub fn names(self) -> Vec<&'static str> {
+        self.iter().map(P::name).collect()
+    }
+    /// Parses a list of wire names; the first unknown name is the error.
+    pub fn from_names<S: AsRef<str>>(names: &[S]) -> Result<Self, String> {
+        let mut set = Self::empty();
+        for n in names {
+            let n = n.as_ref();
+            set.insert(P::from_name(n).ok_or_else(|| n.to_owned())?);
+        }
+        Ok(set)
+    }
+    /// Whether a stored bit pattern only holds known privileges.
+    pub fn is_valid(self) -> bool {
+        self.difference(Self::all()).is_empty()
+    }
+}
+
+impl<P: Privilege> FromIterator<P> for PrivSet<P> {
+    fn from_iter<I: IntoIterator<Item = P>>(iter: I) -> Self {
+        let mut set = Self::empty();
+        for p in iter {
+            set.insert(p);
+        }
+        set
+    }
+}
+
+impl SpacePrivileges {
+    /// What a plain member of a space gets by default.
+    pub fn member_default() -> Self {
+        [SpacePrivilege::ViewData, SpacePrivilege::WriteFiles]
+            .into_iter()
+            .collect()
+    }
+}
+
+impl GroupPrivileges {
+    /// What a plain member of a group gets by default.
+    pub fn member_default() -> Self {
+        [GroupPrivilege::ViewData].into_iter().collect()
+    }
+}
+
+/// A user account.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct User {
+    /// Login name, unique in the zone.
+    pub name: String,
+    /// Argon2id password hash in PHC string form.
+    pub password_hash: String,
+    /// Zone-level privileges.
+    pub zone_privileges: ZonePrivileges,
+    /// Creation time, unix seconds.
+    pub created: u64,
+}
+
+impl fmt::Debug for User {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("User")
+            .field("name", &self.name)
+            .field("password_hash", &"<redacted>")
+            .field("zone_privileges", &self.zone_privileges)
+            .field("created", &self.created)
+            .finish()
+    }
+}
+
+/// A group of users and other groups.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Group {
+    /// Display name.
+    pub name: String,
+    /// Creation time, unix seconds.
+    pub created: u64,
+}
+
+/// A space (a logical data container supported by providers).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Space {
+    /// Display name.
+    pub name: String,
+    /// Creation time, unix seconds.
+    pub created: u64,
+}
+
+/// A storage provider (Oneprovider) registered in the zone.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Provider {
+    /// Display name.
+    pub name: String,
+    /// The provider's domain.
+    pub domain: String,
+    /// Creation time, unix seconds.
+    pub created: u64,
+}
+
+/// Storage support of a space by a provider.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Support {
+    /// Supported size in bytes.
+    pub size: u64,
+    /// When the support was granted, unix seconds.
+    pub since: u64,
+}
+
+/// What a token is for. The wire name is the value of its `tokenType` caveat.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum TokenKind {
+    /// Lets a provider support a space (`space_support_token`).
+    SpaceSupport,
+    /// Lets a provider create a space for a group (`space_create_token`).
+    SpaceCreate,
+    /// Authenticates a user (`access_token`).
+    Access,
+    /// Authenticates a provider (`provider_token`).
+    Provider,
+}
+
+impl TokenKind {
+    /// Every kind.
+    pub const ALL: [TokenKind; 4] = [
+        TokenKind::SpaceSupport,
+        TokenKind::SpaceCreate,
+        TokenKind::Access,
+        TokenKind::Provider,
+    ];
+    /// The `tokenType` caveat value.
+    pub fn wire_name(self) -> &'static str {
+        match self {
+            TokenKind::SpaceSupport => "space_support_token",
+            TokenKind::SpaceCreate => "space_create_token",
+            TokenKind::Access => "access_token",
+            TokenKind::Provider => "provider_token",
+        }
+    }
+    /// Parses a `tokenType` caveat value.
+    pub fn from_wire_name(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|k| k.wire_name() == s)
+    }
+    /// Whether the token is an invite consumed once by a provider.
+    pub fn is_invite(self) -> bool {
+        matches!(self, TokenKind::SpaceSupport | TokenKind::SpaceCreate)
+    }
+}
+
+/// Who issued a token or performs a request.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum Subject {
+    /// A user.
+    User(Id),
+    /// A provider.
+    Provider(Id),
+}
+
+/// Where a token stands in its life.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum TokenState {
+    /// Usable.
+    Active,
+    /// Used by a provider (invite tokens are single-use).
+    Consumed {
+        /// When, unix seconds.
+        at: u64,
+        /// By which provider.
+        by: Id,
+    },
+    /// Revoked by someone allowed to.
+    Revoked {
+        /// When, unix seconds.
+        at: u64,
+    },
+}
+
+/// The server-side record of a token, keyed by its identifier.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TokenRecord {
+    /// What the token is for.
+    pub kind: TokenKind,
+    /// The space (support), group (create), user (access) or provider (provider token).
+    pub target: Id,
+    /// Who minted it.
+    pub issuer: Subject,
+    /// The root key its secret is derived from.
+    pub key_id: u32,
+    /// Creation time, unix seconds.
+    pub created: u64,
+    /// Expiry time, unix seconds (the `time <` caveat minted into it).
+    pub expires: u64,
+    /// Lifecycle state.
+    pub state: TokenState,
+}
+
+/// A root key of the minter. Token secrets are derived from it.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RootKey {
+    /// 32 secret bytes.
+    pub secret: [u8; 32],
+    /// Creation time, unix seconds.
+    pub created: u64,
+    /// When it was retired (tokens signed with it stop verifying), unix seconds.
+    pub retired: Option<u64>,
+}
+
+impl fmt::Debug for RootKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RootKey")
+            .field("secret", &"<redacted>")
+            .field("created", &self.created)
+            .field("retired", &self.retired)
+            .finish()
+    }
+}
+
+/// Seconds since the unix epoch.
+pub fn now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn seed_ids_parse_and_print_back() {
+        for s in [
+            "9ueUeoZA6KXxNgzlvqmmrbzqE_BQiaHEEDC21sY1Kuc",
+            "HwUpk8jrwxKOe45uzLFX2GVC8lKEasj4q253sptVqF8",
+        ] {
+            let id: Id = s.parse().unwrap();
+            assert_eq!(id.to_string(), s);
+        }
+    }
+
+    #[test]
+    fn malformed_ids_are_rejected() {
+        for s in [
+            "",
+            "short",
+            "9ueUeoZA6KXxNgzlvqmmrbzqE_BQiaHEEDC21sY1Ku",
+            "9ueUeoZA6KXxNgzlvqmmrbzqE_BQiaHEEDC21sY1Kuc=",
+            "9ueUeoZA6KXxNgzlvqmmrbzqE+BQiaHEEDC21sY1Kuc",
+            // same bytes as ...Kuc but with stray low bits: not canonical
+            "9ueUeoZA6KXxNgzlvqmmrbzqE_BQiaHEEDC21sY1Kud",
+        ] {
+            assert!(s.parse::<Id>().is_err(), "{s}");
+        }
+    }
+
+    #[test]
+    fn privilege_names_round_trip() {
+        assert_eq!(SpacePrivilege::ALL.len(), 12);
+        assert_eq!(GroupPrivilege::ALL.len(), 13);
+        let all = SpacePrivileges::all();
+        assert_eq!(SpacePrivileges::from_names(&all.names()).unwrap(), all);
+        assert_eq!(
+            GroupPrivileges::from_names(&["nope"]).unwrap_err(),
+            "nope".to_string()
+        );
+        assert!(GroupPrivileges::member_default().contains(GroupPrivilege::ViewData));
+        assert!(!GroupPrivileges::member_default().contains(GroupPrivilege::CreateSpaceToken));
+    }
+
+    #[test]
+    fn secrets_are_not_in_debug_output() {
+        let key = RootKey {
+            secret: [0xab; 32],
+            created: 1,
+            retired: None,
+        };
+        assert!(!format!("{key:?}").contains("171"));
+        let user = User {
+            name: "a".into(),
+            password_hash: "$argon2id$secret".into(),
+            zone_privileges: ZonePrivileges::empty(),
+            created: 0,
+        };
+        assert!(!format!("{user:?}").contains("argon2id"));
+    }
+}

@@ -1,0 +1,244 @@
+//! The store: users, groups, spaces, providers, their relations, token records
+//! and root keys, on any [`Engine`].
+//!
+//! - Reads go straight to the engine and never block on writers.
+//! - Writes that must read before they write (membership changes, cycle checks,
+//!   consumption, revocation) are serialised by one writer lock and applied as
+//!   one atomic [`Batch`], so a reader never sees half of a change.
+//! - Durability: in [`Durability::Durable`] mode (the default) every write
+//!   method returns only after the write is on disk; concurrent writers share
+//!   one flush (group commit). In [`Durability::Relaxed`] mode the engine
+//!   flushes in the background and a crash can lose the last interval.
+//!
+//! Key layouts of all trees are documented on [`TreeName`].
+
+mod dataset;
+mod engine;
+mod entities;
+mod mem_engine;
+mod relations;
+mod sled_engine;
+mod tokens;
+
+use std::path::Path;
+use std::sync::Arc;
+
+use parking_lot::{Condvar, Mutex, MutexGuard};
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
+pub use dataset::{
+    Dataset, DatasetGroup, DatasetMember, DatasetProvider, DatasetSpace, DatasetSupport,
+    DatasetUser, Privs,
+};
+pub use engine::{Batch, Engine, EngineError, Entry, Op, TreeName};
+pub use mem_engine::MemEngine;
+pub use relations::{
+    Relation, GROUP_CHILDREN, GROUP_USERS, SPACE_GROUPS, SPACE_PROVIDERS, SPACE_USERS,
+};
+pub use sled_engine::{SledEngine, SledOptions};
+pub use tokens::TOKENS_PAGE_MAX;
+
+use crate::codec;
+use crate::error::{Error, Result};
+use crate::model::Id;
+
+/// When writes reach the disk.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Deserialize, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Durability {
+    /// Every acknowledged write survives a crash (grouped flushes).
+    Durable,
+    /// Writes are flushed in the background; a crash can lose the last interval.
+    Relaxed,
+}
+
+/// The largest page a list call returns.
+pub const PAGE_MAX: usize = 1000;
+
+/// Serialises flushes so that concurrent writers share one (group commit).
+#[derive(Default)]
+struct GroupCommit {
+    state: Mutex<CommitState>,
+    done: Condvar,
+}
+
+#[derive(Default)]
+struct CommitState {
+    /// Tickets handed out to writers whose data is written but maybe not flushed.
+    issued: u64,
+    /// Every ticket up to this one is durable.
+    flushed: u64,
+    /// A leader is flushing right now.
+    flushing: bool,
+}
+
+impl GroupCommit {
+    /// Blocks until everything written before the call is durable.
+    fn sync(&self, engine: &dyn Engine) -> Result<()> {
+        let mut st = self.state.lock();
+        st.issued += 1;
+        let ticket = st.issued;
+        loop {
+            if st.flushed >= ticket {
+                return Ok(());
+            }
+            if st.flushing {
+                self.done.wait(&mut st);
+                continue;
+            }
+            st.flushing = true;
+            let target = st.issued;
+            drop(st);
+            let res = engine.flush();
+            st = self.state.lock();
+            st.flushing = false;
+            if res.is_ok() {
+                st.flushed = st.flushed.max(target);
+            }
+            self.done.notify_all();
+            res?;
+        }
+    }
+}
+
+/// The store. Cheap to share behind an `Arc`; every method takes `&self`.
+pub struct Store {
+    engine: Arc<dyn Engine>,
+    writer: Mutex<()>,
+    commit: GroupCommit,
+    durability: Durability,
+    graph: relations::GraphCache,
+}
+
+/// Current on-disk schema version, kept in the `meta` tree.
+const SCHEMA: u8 = 1;
+
+impl Store {
+    /// Opens a sled store in `dir` (created if missing).
+    pub fn open(dir: &Path, opts: &SledOptions, durability: Durability) -> Result<Self> {
+        let engine = SledEngine::open(dir, opts)?;
+        Self::with_engine(Arc::new(engine), durability)
+    }
+
+    /// A store on a volatile in-memory engine.
+    pub fn memory() -> Self {
+        // The memory engine cannot fail to initialise.
+        Self::with_engine(Arc::new(MemEngine::new()), Durability::Relaxed)
+            .unwrap_or_else(|_| unreachable!("memory engine never fails"))
+    }
+
+    /// A store on any engine.
+    pub fn with_engine(engine: Arc<dyn Engine>, durability: Durability) -> Result<Self> {
+        match engine.get(TreeName::Meta, b"schema")? {
+            None => engine.put(TreeName::Meta, b"schema", &[SCHEMA])?,
+            Some(v) if v.as_slice() == [SCHEMA] => {}
+            Some(_) => {
+                return Err(Error::Corrupt {
+                    tree: TreeName::Meta.name(),
+                    error: codec::CodecError::UnknownVersion(0),
+                })
+            }
+        }
+        Ok(Store {
+            engine,
+            writer: Mutex::new(()),
+            commit: GroupCommit::default(),
+            durability,
+            graph: relations::GraphCache::default(),
+        })
+    }
+
+    /// The durability mode.
+    pub fn durability(&self) -> Durability {
+        self.durability
+    }
+
+    /// The engine (for benchmarks and tools).
+    pub fn engine(&self) -> &dyn Engine {
+        self.engine.as_ref()
+    }
+
+    /// Bytes used on disk.
+    pub fn size_on_disk(&self) -> u64 {
+        self.engine.size_on_disk()
+    }
+
+    /// Makes every write so far durable, whatever the mode.
+    pub fn flush(&self) -> Result<()> {
+        self.commit.sync(self.engine.as_ref())
+    }
+
+    /// Called by every write method before it returns: in durable mode, waits
+    /// until the write is on disk.
+    fn committed(&self) -> Result<()> {
+        match self.durability {
+            Durability::Durable => self.flush(),
+            Durability::Relaxed => Ok(()),
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, ()> {
+        self.writer.lock()
+    }
+
+    fn get_rec<T: DeserializeOwned>(&self, tree: TreeName, key: &[u8]) -> Result<Option<T>> {
+        match self.engine.get(tree, key)? {
+            None => Ok(None),
+            Some(bytes) => decode(tree, &bytes).map(Some),
+        }
+    }
+
+    fn scan_keys(&self, tree: TreeName, prefix: &[u8]) -> Result<Vec<Vec<u8>>> {
+        Ok(self
+            .engine
+            .scan(tree, prefix, None, usize::MAX)?
+            .into_iter()
+            .map(|(k, _)| k)
+            .collect())
+    }
+
+    /// Reads a page of `(id, record)` from a tree keyed by ids.
+    fn page<T: DeserializeOwned>(
+        &self,
+        tree: TreeName,
+        prefix: &[u8],
+        after: Option<Id>,
+        limit: usize,
+    ) -> Result<Vec<(Id, T)>> {
+        let after_key = after.map(|a| [prefix, a.as_bytes()].concat());
+        self.engine
+            .scan(tree, prefix, after_key.as_deref(), limit.min(PAGE_MAX))?
+            .into_iter()
+            .map(|(k, v)| Ok((key_id(tree, &k[prefix.len()..])?, decode(tree, &v)?)))
+            .collect()
+    }
+}
+
+fn decode<T: DeserializeOwned>(tree: TreeName, bytes: &[u8]) -> Result<T> {
+    codec::decode(bytes).map_err(|error| Error::Corrupt {
+        tree: tree.name(),
+        error,
+    })
+}
+
+fn encode<T: Serialize>(tree: TreeName, value: &T) -> Result<Vec<u8>> {
+    codec::encode(value).map_err(|error| Error::Corrupt {
+        tree: tree.name(),
+        error,
+    })
+}
+
+fn key_id(tree: TreeName, bytes: &[u8]) -> Result<Id> {
+    Id::from_slice(bytes).ok_or(Error::Corrupt {
+        tree: tree.name(),
+        error: codec::CodecError::Malformed,
+    })
+}
+
+fn pair(a: &Id, b: &Id) -> [u8; 64] {
+    let mut k = [0u8; 64];
+    k[..32].copy_from_slice(a.as_bytes());
+    k[32..].copy_from_slice(b.as_bytes());
+    k
+}
