@@ -4,13 +4,21 @@
 //! - [`codec`]: the on-disk encoding of records (bincode 2 + version byte).
 //! - [`store`]: users, groups, spaces, providers, relations and tokens on a KV engine (sled).
 //! - [`token`]: the macaroon minter: mint, verify, attenuate, revoke, consume, rotate.
+//! - [`auth`]: who is calling (Basic, tokens) and what they may do.
+//! - [`http`]: the HTTPS front end (hyper 1, rustls).
+//! - [`config`]: settings from defaults, file, environment and flags.
+//! - [`serve`]: starting and stopping a server.
 //! - [`error`]: library errors.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod auth;
 pub mod codec;
+pub mod config;
 pub mod error;
+pub mod http;
 pub mod model;
+pub mod serve;
 pub mod store;
 pub mod token;
 

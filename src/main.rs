@@ -1,1 +1,274 @@
-fn main() {}
+//! The `ozmint` command: parse flags, load settings, run.
+#![forbid(unsafe_code)]
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand};
+
+use ozmint::config::{Config, LogFormat};
+use ozmint::serve::{self, Bootstrap};
+
+/// Exit codes: 0 success, 1 runtime failure, 2 usage or configuration error.
+const EXIT_RUNTIME: u8 = 1;
+const EXIT_CONFIG: u8 = 2;
+
+#[derive(Parser)]
+#[command(name = "ozmint", version, about = "An embeddable, Onezone-compatible token authority", long_about = None)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the HTTPS server.
+    Serve(ServeArgs),
+    /// Load a data set (JSON, the format of data/demo.json) into a stopped store.
+    Import {
+        /// The data set file.
+        file: PathBuf,
+        #[command(flatten)]
+        store: StoreArgs,
+    },
+    /// Write the whole store (without tokens and keys) as a data set to standard output.
+    Export {
+        #[command(flatten)]
+        store: StoreArgs,
+    },
+}
+
+#[derive(Args)]
+struct StoreArgs {
+    /// Settings file (TOML).
+    #[arg(long, env = "OZMINT_CONFIG")]
+    config: Option<PathBuf>,
+    /// Data directory [default: ozmint-data].
+    #[arg(long)]
+    data: Option<PathBuf>,
+}
+
+#[derive(Args)]
+struct ServeArgs {
+    #[command(flatten)]
+    store: StoreArgs,
+    /// Listen address [default: 127.0.0.1:8443].
+    #[arg(long)]
+    listen: Option<String>,
+    /// Load the built-in demo data set into an empty store; listen on loopback only.
+    #[arg(long)]
+    demo: bool,
+    /// Zone name (the `location` of minted tokens) [default: onezone].
+    #[arg(long)]
+    zone_name: Option<String>,
+    /// `durable` (default) or `relaxed`.
+    #[arg(long)]
+    durability: Option<String>,
+    /// PEM certificate chain (with --tls-key).
+    #[arg(long)]
+    tls_cert: Option<PathBuf>,
+    /// PEM private key (with --tls-cert).
+    #[arg(long)]
+    tls_key: Option<PathBuf>,
+    /// Serve plain HTTP (only behind a TLS-terminating proxy).
+    #[arg(long)]
+    no_tls: bool,
+    /// `human` (default) or `json`.
+    #[arg(long)]
+    log_format: Option<String>,
+    /// Log filter, e.g. `info` or `ozmint=debug`.
+    #[arg(long)]
+    log_level: Option<String>,
+}
+
+fn s(v: impl Into<String>) -> toml::Value {
+    toml::Value::String(v.into())
+}
+
+fn path(p: &std::path::Path) -> toml::Value {
+    s(p.to_string_lossy())
+}
+
+fn load(
+    store: &StoreArgs,
+    mut overrides: Vec<(&'static str, toml::Value)>,
+) -> Result<Config, ExitCode> {
+    if let Some(d) = &store.data {
+        overrides.push(("data_dir", path(d)));
+    }
+    Config::load(store.config.as_deref(), std::env::vars(), &overrides).map_err(|e| {
+        eprintln!("ozmint: {e}");
+        ExitCode::from(EXIT_CONFIG)
+    })
+}
+
+fn init_logs(config: &Config) {
+    let filter = tracing_subscriber::EnvFilter::new(&config.log.level);
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    let _ = match config.log.format {
+        LogFormat::Json => builder.json().flatten_event(true).try_init(),
+        LogFormat::Human => builder.try_init(),
+    };
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Serve(args) => serve_cmd(args),
+        Command::Import { file, store } => offline(&store, |config, st| {
+            let text = std::fs::read_to_string(&file)
+                .map_err(|e| format!("cannot read {}: {e}", file.display()))?;
+            let set = ozmint::store::Dataset::from_json(&text).map_err(|e| e.to_string())?;
+            st.import(&set, ozmint::auth::hash_password)
+                .map_err(|e| e.to_string())?;
+            eprintln!(
+                "imported {} into {}",
+                file.display(),
+                config.data_dir.display()
+            );
+            Ok(())
+        }),
+        Command::Export { store } => offline(&store, |_, st| {
+            let set = st.export().map_err(|e| e.to_string())?;
+            println!("{}", set.to_json());
+            Ok(())
+        }),
+    }
+}
+
+fn offline(
+    store: &StoreArgs,
+    f: impl FnOnce(&Config, &ozmint::Store) -> Result<(), String>,
+) -> ExitCode {
+    let config = match load(store, Vec::new()) {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
+    let st = match serve::open_store(&config) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("ozmint: {e}");
+            return ExitCode::from(EXIT_RUNTIME);
+        }
+    };
+    match f(&config, &st).and_then(|_| st.flush().map_err(|e| e.to_string())) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("ozmint: {e}");
+            ExitCode::from(EXIT_RUNTIME)
+        }
+    }
+}
+
+fn serve_cmd(args: ServeArgs) -> ExitCode {
+    let mut o: Vec<(&'static str, toml::Value)> = Vec::new();
+    if let Some(v) = &args.listen {
+        o.push(("listen", s(v)));
+    }
+    if args.demo {
+        o.push(("demo", toml::Value::Boolean(true)));
+    }
+    if let Some(v) = &args.zone_name {
+        o.push(("zone_name", s(v)));
+    }
+    if let Some(v) = &args.durability {
+        o.push(("durability", s(v)));
+    }
+    if let Some(v) = &args.tls_cert {
+        o.push(("tls.cert", path(v)));
+    }
+    if let Some(v) = &args.tls_key {
+        o.push(("tls.key", path(v)));
+    }
+    if args.no_tls {
+        o.push(("tls.enabled", toml::Value::Boolean(false)));
+    }
+    if let Some(v) = &args.log_format {
+        o.push(("log.format", s(v)));
+    }
+    if let Some(v) = &args.log_level {
+        o.push(("log.level", s(v)));
+    }
+    let config = match load(&args.store, o) {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
+    init_logs(&config);
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("ozmint: cannot start the runtime: {e}");
+            return ExitCode::from(EXIT_RUNTIME);
+        }
+    };
+    match runtime.block_on(run(config)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!("{e}");
+            eprintln!("ozmint: {e}");
+            ExitCode::from(EXIT_RUNTIME)
+        }
+    }
+}
+
+async fn run(config: Config) -> Result<(), String> {
+    let store = serve::open_store(&config).map_err(|e| e.to_string())?;
+    let admin_password = std::env::var("OZMINT_ADMIN_PASSWORD").ok();
+    let boot = {
+        let store = store.clone();
+        let demo = config.demo;
+        tokio::task::spawn_blocking(move || serve::bootstrap(&store, demo, admin_password))
+            .await
+            .map_err(|e| e.to_string())?
+            .map_err(|e| e.to_string())?
+    };
+    match boot {
+        Bootstrap::Admin(Some(password)) => {
+            // Printed once, to the terminal only: never logged.
+            println!("Created the first administrator: user `admin`, password `{password}` (shown only now).");
+        }
+        Bootstrap::Admin(None) => {
+            println!("Created the first administrator `admin` with OZMINT_ADMIN_PASSWORD.")
+        }
+        Bootstrap::Demo => {
+            println!("Loaded the demo data set (users admin/password, guest/guest, carol/carol).")
+        }
+        Bootstrap::Existing => {}
+    }
+    let running = serve::start(&config, store, shutdown_signal())
+        .await
+        .map_err(|e| e.to_string())?;
+    let scheme = if config.tls.enabled { "https" } else { "http" };
+    if config.demo {
+        println!("Demo mode: listening on loopback only.");
+    }
+    println!("ozmint listening on {scheme}://{}", running.addr);
+    tracing::info!(addr = %running.addr, zone = %config.zone_name, durability = ?config.durability, "listening");
+    running.finished().await.map_err(|e| e.to_string())?;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    match (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) {
+        (Ok(mut term), Ok(mut int)) => {
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = int.recv() => {}
+            }
+        }
+        _ => {
+            let _ = tokio::signal::ctrl_c().await;
+        }
+    }
+    tracing::info!("shutdown requested");
+}

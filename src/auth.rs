@@ -1,0 +1,337 @@
+//! Who is calling, and what they may do.
+//!
+//! - [`Credentials`]: what a request presented (Basic or a token).
+//! - [`Authenticator`]: turns credentials into a [`Subject`]. Password checks
+//!   run argon2id on a blocking thread; a verified-credentials cache, keyed by
+//!   a keyed BLAKE3 hash of (name, password) with a per-process random key,
+//!   spares returning clients the hash. An entry is honoured only while the
+//!   user's stored password hash is unchanged, so a password change
+//!   invalidates it at once.
+//! - [`allowed`]: pure privilege decisions.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use argon2::password_hash::rand_core::OsRng;
+use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
+use argon2::Argon2;
+use parking_lot::Mutex;
+use rand::RngCore;
+use subtle::ConstantTimeEq;
+
+use crate::error::{Error, Result};
+use crate::model::{GroupPrivilege, Id, SpacePrivilege, Subject, TokenKind, ZonePrivilege};
+use crate::store::Store;
+use crate::token::{Minter, TokenError};
+
+/// Longest password accepted, in bytes (argon2 takes any length; this bounds work).
+pub const MAX_PASSWORD: usize = 1024;
+
+/// What a request presented to prove who it is.
+#[derive(Clone, PartialEq, Eq)]
+pub enum Credentials {
+    /// `Authorization: Basic`.
+    Basic {
+        /// Login name.
+        user: String,
+        /// Password (secret).
+        password: String,
+    },
+    /// An access or provider token (`X-Auth-Token`, `Authorization: Bearer`, `macaroon`).
+    Token(String),
+}
+
+impl fmt::Debug for Credentials {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Credentials::Basic { user, .. } => write!(f, "Basic({user}, <redacted>)"),
+            Credentials::Token(_) => write!(f, "Token(<redacted>)"),
+        }
+    }
+}
+
+/// Why authentication failed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum AuthError {
+    /// No credentials at all.
+    Missing,
+    /// Unknown user or wrong password.
+    BadPassword,
+    /// The token is not a valid access or provider token.
+    BadToken(TokenError),
+    /// The subject the token names no longer exists.
+    Gone,
+}
+
+impl fmt::Display for AuthError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            AuthError::Missing => f.write_str("authentication required"),
+            AuthError::BadPassword => f.write_str("invalid username or password"),
+            AuthError::BadToken(e) => write!(f, "invalid access token: {e}"),
+            AuthError::Gone => f.write_str("the authenticated subject no longer exists"),
+        }
+    }
+}
+
+/// Hashes a password with argon2id (random salt, PHC string). Slow by design:
+/// call it off the async runtime.
+pub fn hash_password(password: &str) -> Result<String> {
+    let salt = SaltString::generate(&mut OsRng);
+    Argon2::default()
+        .hash_password(password.as_bytes(), &salt)
+        .map(|h| h.to_string())
+        .map_err(|_| Error::Invalid("password could not be hashed".into()))
+}
+
+/// Checks a password against a PHC hash. Slow by design.
+pub fn verify_password(hash: &str, password: &str) -> bool {
+    match PasswordHash::new(hash) {
+        Ok(parsed) => Argon2::default()
+            .verify_password(password.as_bytes(), &parsed)
+            .is_ok(),
+        Err(_) => false,
+    }
+}
+
+/// A hash used when the user does not exist, so that unknown and known users
+/// take the same time to refuse.
+fn decoy_hash() -> &'static str {
+    static DECOY: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    DECOY.get_or_init(|| hash_password("decoy password").unwrap_or_default())
+}
+
+struct CacheEntry {
+    user: Id,
+    hash_fingerprint: [u8; 32],
+    until: Instant,
+}
+
+/// The verified-credentials cache.
+struct CredCache {
+    key: [u8; 32],
+    ttl: Duration,
+    max: usize,
+    map: Mutex<HashMap<[u8; 32], CacheEntry>>,
+}
+
+impl CredCache {
+    fn new(ttl: Duration, max: usize) -> Self {
+        let mut key = [0u8; 32];
+        rand::rngs::OsRng.fill_bytes(&mut key);
+        CredCache {
+            key,
+            ttl,
+            max,
+            map: Mutex::new(HashMap::new()),
+        }
+    }
+
+    fn slot(&self, user: &str, password: &str) -> [u8; 32] {
+        let mut h = blake3::Hasher::new_keyed(&self.key);
+        h.update(&(user.len() as u64).to_le_bytes());
+        h.update(user.as_bytes());
+        h.update(password.as_bytes());
+        *h.finalize().as_bytes()
+    }
+
+    fn fingerprint(&self, password_hash: &str) -> [u8; 32] {
+        *blake3::keyed_hash(&self.key, password_hash.as_bytes()).as_bytes()
+    }
+}
+
+/// Settings of the [`Authenticator`].
+#[derive(Clone, Debug)]
+pub struct AuthConfig {
+    /// How long verified credentials are remembered (0 disables the cache).
+    pub cache_ttl: Duration,
+    /// How many verified credentials are remembered at most.
+    pub cache_entries: usize,
+}
+
+impl Default for AuthConfig {
+    fn default() -> Self {
+        AuthConfig {
+            cache_ttl: Duration::from_secs(300),
+            cache_entries: 10_000,
+        }
+    }
+}
+
+/// Turns credentials into subjects.
+pub struct Authenticator {
+    store: Arc<Store>,
+    minter: Arc<Minter>,
+    cache: CredCache,
+}
+
+impl Authenticator {
+    /// An authenticator over the minter's store.
+    pub fn new(minter: Arc<Minter>, config: &AuthConfig) -> Self {
+        Authenticator {
+            store: minter.store().clone(),
+            minter,
+            cache: CredCache::new(config.cache_ttl, config.cache_entries),
+        }
+    }
+
+    /// Authenticates a request. Argon2 runs on tokio's blocking pool.
+    pub async fn authenticate(
+        self: &Arc<Self>,
+        creds: Option<Credentials>,
+    ) -> Result<Subject, AuthFailure> {
+        match creds {
+            None => Err(AuthFailure::Auth(AuthError::Missing)),
+            Some(Credentials::Token(t)) => self.token_subject(&t),
+            Some(Credentials::Basic { user, password }) => {
+                if let Some(id) = self.cached(&user, &password)? {
+                    return Ok(Subject::User(id));
+                }
+                let this = self.clone();
+                tokio::task::spawn_blocking(move || this.check_password(&user, &password))
+                    .await
+                    .map_err(|_| {
+                        AuthFailure::Internal(Error::Invalid("password check panicked".into()))
+                    })?
+            }
+        }
+    }
+
+    /// Authenticates with a password on the calling thread (blocking).
+    pub fn check_password(&self, user: &str, password: &str) -> Result<Subject, AuthFailure> {
+        if password.len() > MAX_PASSWORD {
+            return Err(AuthFailure::Auth(AuthError::BadPassword));
+        }
+        let found = self.store.user_by_name(user)?;
+        let hash = found
+            .as_ref()
+            .map_or(decoy_hash(), |(_, u)| u.password_hash.as_str());
+        let ok = verify_password(hash, password);
+        match found {
+            Some((id, u)) if ok => {
+                if !self.cache.ttl.is_zero() {
+                    let mut map = self.cache.map.lock();
+                    if map.len() >= self.cache.max {
+                        map.clear();
+                    }
+                    map.insert(
+                        self.cache.slot(user, password),
+                        CacheEntry {
+                            user: id,
+                            hash_fingerprint: self.cache.fingerprint(&u.password_hash),
+                            until: Instant::now() + self.cache.ttl,
+                        },
+                    );
+                }
+                Ok(Subject::User(id))
+            }
+            _ => Err(AuthFailure::Auth(AuthError::BadPassword)),
+        }
+    }
+
+    fn cached(&self, user: &str, password: &str) -> Result<Option<Id>, AuthFailure> {
+        if self.cache.ttl.is_zero() {
+            return Ok(None);
+        }
+        let slot = self.cache.slot(user, password);
+        let (id, fp) = {
+            let map = self.cache.map.lock();
+            match map.get(&slot) {
+                Some(e) if e.until > Instant::now() => (e.user, e.hash_fingerprint),
+                _ => return Ok(None),
+            }
+        };
+        // Honour the entry only while the stored hash is the one it was made for.
+        match self.store.user(&id)? {
+            Some(u)
+                if u.name == user
+                    && bool::from(self.cache.fingerprint(&u.password_hash).ct_eq(&fp)) =>
+            {
+                Ok(Some(id))
+            }
+            _ => {
+                self.cache.map.lock().remove(&slot);
+                Ok(None)
+            }
+        }
+    }
+
+    fn token_subject(&self, token: &str) -> Result<Subject, AuthFailure> {
+        let v = self.minter.verify(token).map_err(|e| match e {
+            Error::Token(t) => AuthFailure::Auth(AuthError::BadToken(t)),
+            other => AuthFailure::Internal(other),
+        })?;
+        let subject = match v.record.kind {
+            TokenKind::Access => Subject::User(v.record.target),
+            TokenKind::Provider => Subject::Provider(v.record.target),
+            _ => {
+                return Err(AuthFailure::Auth(AuthError::BadToken(
+                    TokenError::WrongType,
+                )))
+            }
+        };
+        let exists = match subject {
+            Subject::User(id) => self.store.user(&id)?.is_some(),
+            Subject::Provider(id) => self.store.provider(&id)?.is_some(),
+        };
+        if exists {
+            Ok(subject)
+        } else {
+            Err(AuthFailure::Auth(AuthError::Gone))
+        }
+    }
+}
+
+/// An authentication failure: the client's fault, or ours.
+#[derive(Debug)]
+pub enum AuthFailure {
+    /// The credentials were refused.
+    Auth(AuthError),
+    /// The store failed while checking them.
+    Internal(Error),
+}
+
+impl From<Error> for AuthFailure {
+    fn from(e: Error) -> Self {
+        AuthFailure::Internal(e)
+    }
+}
+
+/// Something a subject may try to do.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Action {
+    /// Mint a space support token for a space.
+    CreateSupportToken(Id),
+    /// Mint a space creation token for a group.
+    CreateSpaceToken(Id),
+}
+
+/// Whether `subject` may perform `action`, by effective privileges or by the
+/// zone-level alternative.
+pub fn allowed(store: &Store, subject: &Subject, action: Action) -> Result<bool> {
+    let Subject::User(user) = subject else {
+        return Ok(false);
+    };
+    let zone = store
+        .user(user)?
+        .map(|u| u.zone_privileges)
+        .unwrap_or_default();
+    Ok(match action {
+        Action::CreateSupportToken(space) => {
+            zone.contains(ZonePrivilege::SpacesAddRelationships)
+                || store
+                    .effective_space_privileges(user, &space)?
+                    .contains(SpacePrivilege::AddProvider)
+        }
+        Action::CreateSpaceToken(group) => {
+            zone.contains(ZonePrivilege::GroupsAddRelationships)
+                || store
+                    .effective_group_privileges(user, &group)?
+                    .contains(GroupPrivilege::CreateSpaceToken)
+        }
+    })
+}

@@ -1,0 +1,170 @@
+//! The one place where errors become HTTP responses.
+
+use bytes::Bytes;
+use http_body_util::Full;
+use hyper::header::{HeaderValue, ALLOW, CONTENT_TYPE, RETRY_AFTER, WWW_AUTHENTICATE};
+use hyper::{Response, StatusCode};
+
+use crate::auth::{AuthError, AuthFailure};
+use crate::error::Error;
+use crate::token::TokenError;
+
+/// An error on its way to the client: status, stable code, human text.
+#[derive(Debug)]
+pub struct ApiError {
+    /// HTTP status.
+    pub status: StatusCode,
+    /// The `error` field: a stable machine-readable code.
+    pub code: &'static str,
+    /// The `error_description` field.
+    pub description: String,
+    /// `Allow` header value for 405.
+    pub allow: Option<String>,
+    /// `Retry-After` seconds for 429.
+    pub retry_after: Option<u64>,
+}
+
+impl ApiError {
+    /// An error with status, code and description.
+    pub fn new(status: StatusCode, code: &'static str, description: impl Into<String>) -> Self {
+        ApiError {
+            status,
+            code,
+            description: description.into(),
+            allow: None,
+            retry_after: None,
+        }
+    }
+
+    /// 400 for malformed input.
+    pub fn bad_request(description: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, "invalid_request", description)
+    }
+
+    /// 403.
+    pub fn forbidden() -> Self {
+        Self::new(
+            StatusCode::FORBIDDEN,
+            "forbidden",
+            "You are not authorized to perform this operation (insufficient privileges?).",
+        )
+    }
+
+    /// 404 for paths that match no route.
+    pub fn no_route() -> Self {
+        Self::new(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            "The resource could not be found.",
+        )
+    }
+
+    /// 405 with the allowed methods.
+    pub fn method_not_allowed(allow: String) -> Self {
+        let mut e = Self::new(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "method_not_allowed",
+            format!("This resource supports only: {allow}."),
+        );
+        e.allow = Some(allow);
+        e
+    }
+
+    /// 500; the detail is logged here, once, and never sent.
+    pub fn internal(detail: &dyn std::fmt::Display) -> Self {
+        tracing::error!(error = %detail, "internal error");
+        Self::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal_error",
+            "The server encountered an internal error.",
+        )
+    }
+
+    /// The JSON response.
+    pub fn into_response(self) -> Response<Full<Bytes>> {
+        let body = serde_json::json!({ "error": self.code, "error_description": self.description });
+        let mut resp = Response::new(Full::new(Bytes::from(body.to_string())));
+        *resp.status_mut() = self.status;
+        let h = resp.headers_mut();
+        h.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        if let Some(allow) = self.allow.and_then(|a| HeaderValue::from_str(&a).ok()) {
+            h.insert(ALLOW, allow);
+        }
+        if let Some(s) = self.retry_after {
+            h.insert(RETRY_AFTER, HeaderValue::from(s));
+        }
+        if self.status == StatusCode::UNAUTHORIZED {
+            h.insert(
+                WWW_AUTHENTICATE,
+                HeaderValue::from_static("Basic realm=\"ozmint\""),
+            );
+        }
+        resp
+    }
+}
+
+impl From<Error> for ApiError {
+    fn from(e: Error) -> Self {
+        match e {
+            Error::NotFound(what) => Self::new(
+                StatusCode::NOT_FOUND,
+                "not_found",
+                format!("The {what} could not be found."),
+            ),
+            Error::AlreadyExists(what) => Self::new(
+                StatusCode::CONFLICT,
+                "already_exists",
+                format!("The {what} already exists."),
+            ),
+            Error::Cycle => Self::new(
+                StatusCode::CONFLICT,
+                "cycle",
+                "The group relation would create a cycle.",
+            ),
+            Error::CurrentKey => Self::new(
+                StatusCode::CONFLICT,
+                "current_key",
+                "The current root key cannot be retired; rotate first.",
+            ),
+            Error::Invalid(why) => Self::bad_request(why),
+            Error::Token(t) => token_error(t),
+            Error::Engine(_) | Error::Corrupt { .. } => Self::internal(&e),
+        }
+    }
+}
+
+/// A token presented in a request body (consumption, examination) that fails.
+fn token_error(t: TokenError) -> ApiError {
+    ApiError::new(
+        StatusCode::BAD_REQUEST,
+        "invalid_token",
+        format!("Provided token could not be validated: {t}."),
+    )
+}
+
+impl From<AuthFailure> for ApiError {
+    fn from(f: AuthFailure) -> Self {
+        match f {
+            AuthFailure::Internal(e) => Self::from(e),
+            AuthFailure::Auth(a) => {
+                let (code, text) = match a {
+                    AuthError::Missing => ("unauthorized", "Authentication required.".to_string()),
+                    AuthError::BadPassword => (
+                        "invalid_credentials",
+                        "Invalid username or password.".to_string(),
+                    ),
+                    AuthError::BadToken(t) => (
+                        "invalid_token",
+                        format!("Provided token could not be validated: {t}."),
+                    ),
+                    AuthError::Gone => (
+                        "invalid_token",
+                        "Provided token could not be validated: its subject no longer exists."
+                            .to_string(),
+                    ),
+                };
+                Self::new(StatusCode::UNAUTHORIZED, code, text)
+            }
+        }
+    }
+}

@@ -1,0 +1,235 @@
+//! The HTTPS front end.
+//!
+//! - [`server`]: accept loop, TLS, HTTP/1.1 + HTTP/2, limits, graceful shutdown.
+//! - [`tls`]: certificates (configured, or self-signed and kept in the data directory).
+//! - [`routes`]: path decoding and the endpoint table.
+//! - [`error`]: the single mapping from errors to JSON responses.
+//! - this module: the request pipeline (request id, credentials, dispatch, log line)
+//!   and the handlers.
+
+pub mod error;
+pub mod routes;
+pub mod server;
+pub mod tls;
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use base64::engine::general_purpose::STANDARD;
+use base64::Engine as _;
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::body::Incoming;
+use hyper::header::{HeaderMap, HeaderValue, AUTHORIZATION, CONTENT_TYPE};
+use hyper::{Request, Response, StatusCode};
+use serde::Serialize;
+
+use crate::auth::{allowed, Action, Authenticator, Credentials};
+use crate::error::{Entity, Error};
+use crate::model::{Id, Subject, TokenKind};
+use crate::store::Store;
+use crate::token::Minter;
+use error::ApiError;
+use routes::Endpoint;
+
+pub use server::{ConnInfo, Limits};
+
+/// Shared state of the request handlers.
+pub struct App {
+    /// The store.
+    pub store: Arc<Store>,
+    /// The minter.
+    pub minter: Arc<Minter>,
+    /// The authenticator.
+    pub auth: Arc<Authenticator>,
+    /// Largest request body accepted, in bytes.
+    pub max_body: usize,
+}
+
+type Resp = Response<Full<Bytes>>;
+
+/// Handles one request: never fails, every error becomes a JSON response.
+pub async fn handle(app: Arc<App>, req: Request<Incoming>, conn: ConnInfo) -> Resp {
+    let started = Instant::now();
+    let request_id = request_id(req.headers());
+    let method = req.method().clone();
+    let mut template = "unmatched";
+    let result = match routes::route(req.method(), req.uri().path()) {
+        Err(e) => Err(e),
+        Ok(ep) => {
+            template = ep.template();
+            dispatch(&app, ep, req).await
+        }
+    };
+    let mut resp = result.unwrap_or_else(ApiError::into_response);
+    if let Ok(v) = HeaderValue::from_str(&request_id) {
+        resp.headers_mut().insert("x-request-id", v);
+    }
+    tracing::info!(
+        request_id = %request_id,
+        peer = %conn.peer,
+        method = %method,
+        route = template,
+        status = resp.status().as_u16(),
+        latency_us = started.elapsed().as_micros() as u64,
+        "request"
+    );
+    resp
+}
+
+/// The client's `x-request-id` if it is short and printable, else a new one.
+fn request_id(headers: &HeaderMap) -> String {
+    headers
+        .get("x-request-id")
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| !v.is_empty() && v.len() <= 64 && v.bytes().all(|b| b.is_ascii_graphic()))
+        .map(str::to_owned)
+        .unwrap_or_else(|| format!("{:016x}", rand::random::<u64>()))
+}
+
+async fn dispatch(app: &Arc<App>, ep: Endpoint, req: Request<Incoming>) -> Result<Resp, ApiError> {
+    let creds = credentials(req.headers())?;
+    let subject = app.auth.authenticate(creds).await?;
+    match ep {
+        Endpoint::SpaceSupportToken(id) => {
+            let space = parse_id(&id)?;
+            exists(app, Entity::Space, &space)?;
+            mint_if_allowed(
+                app,
+                subject,
+                Action::CreateSupportToken(space),
+                TokenKind::SpaceSupport,
+                space,
+            )
+            .await
+        }
+        Endpoint::GroupSpaceToken(id) => {
+            let group = parse_id(&id)?;
+            exists(app, Entity::Group, &group)?;
+            mint_if_allowed(
+                app,
+                subject,
+                Action::CreateSpaceToken(group),
+                TokenKind::SpaceCreate,
+                group,
+            )
+            .await
+        }
+    }
+}
+
+async fn mint_if_allowed(
+    app: &Arc<App>,
+    subject: Subject,
+    action: Action,
+    kind: TokenKind,
+    target: Id,
+) -> Result<Resp, ApiError> {
+    if !allowed(&app.store, &subject, action)? {
+        return Err(ApiError::forbidden());
+    }
+    let minter = app.minter.clone();
+    let minted = blocking(move || minter.mint(kind, target, subject)).await?;
+    Ok(json(
+        StatusCode::OK,
+        &serde_json::json!({ "token": minted.token }),
+    ))
+}
+
+/// Runs store work that may wait for a flush on the blocking pool.
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, Error> + Send + 'static,
+) -> Result<T, ApiError> {
+    match tokio::task::spawn_blocking(f).await {
+        Ok(r) => r.map_err(ApiError::from),
+        Err(e) => Err(ApiError::internal(&e)),
+    }
+}
+
+fn parse_id(s: &str) -> Result<Id, ApiError> {
+    s.parse()
+        .map_err(|e| ApiError::bad_request(format!("Malformed id: {e}.")))
+}
+
+fn exists(app: &App, kind: Entity, id: &Id) -> Result<(), ApiError> {
+    if app.store.exists(kind, id)? {
+        Ok(())
+    } else {
+        Err(Error::NotFound(kind).into())
+    }
+}
+
+fn json<T: Serialize>(status: StatusCode, body: &T) -> Resp {
+    let bytes = serde_json::to_vec(body).unwrap_or_default();
+    let mut resp = Response::new(Full::new(Bytes::from(bytes)));
+    *resp.status_mut() = status;
+    resp.headers_mut()
+        .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    resp
+}
+
+/// Reads a JSON body of at most `app.max_body` bytes.
+#[allow(dead_code)]
+async fn read_json<T: serde::de::DeserializeOwned>(
+    app: &App,
+    body: Incoming,
+) -> Result<T, ApiError> {
+    let bytes = Limited::new(body, app.max_body)
+        .collect()
+        .await
+        .map_err(|_| {
+            ApiError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "payload_too_large",
+                format!("The request body exceeds {} bytes.", app.max_body),
+            )
+        })?
+        .to_bytes();
+    serde_json::from_slice(&bytes)
+        .map_err(|e| ApiError::bad_request(format!("Malformed JSON body: {e}.")))
+}
+
+/// Extracts credentials. Exactly one credential may be presented: several
+/// headers, or one header repeated, is a 400.
+pub fn credentials(headers: &HeaderMap) -> Result<Option<Credentials>, ApiError> {
+    let mut found: Vec<Credentials> = Vec::new();
+    for v in headers.get_all(AUTHORIZATION) {
+        let v = v
+            .to_str()
+            .map_err(|_| ApiError::bad_request("Malformed Authorization header."))?;
+        let (scheme, rest) = v.split_once(' ').unwrap_or((v, ""));
+        let rest = rest.trim();
+        if scheme.eq_ignore_ascii_case("basic") {
+            let decoded = STANDARD
+                .decode(rest)
+                .ok()
+                .and_then(|b| String::from_utf8(b).ok())
+                .ok_or_else(|| ApiError::bad_request("Malformed Basic credentials."))?;
+            let (user, password) = decoded
+                .split_once(':')
+                .ok_or_else(|| ApiError::bad_request("Malformed Basic credentials."))?;
+            found.push(Credentials::Basic {
+                user: user.to_owned(),
+                password: password.to_owned(),
+            });
+        } else if scheme.eq_ignore_ascii_case("bearer") {
+            found.push(Credentials::Token(rest.to_owned()));
+        } else {
+            return Err(ApiError::bad_request("Unsupported Authorization scheme."));
+        }
+    }
+    for name in ["x-auth-token", "macaroon"] {
+        for v in headers.get_all(name) {
+            let v = v
+                .to_str()
+                .map_err(|_| ApiError::bad_request("Malformed token header."))?;
+            found.push(Credentials::Token(v.trim().to_owned()));
+        }
+    }
+    if found.len() > 1 {
+        return Err(ApiError::bad_request(
+            "Conflicting credentials: present exactly one of Authorization, X-Auth-Token or macaroon.",
+        ));
+    }
+    Ok(found.pop())
+}

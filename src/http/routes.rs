@@ -1,0 +1,134 @@
+//! Path routing: percent-decoding rules and the table of endpoints.
+//!
+//! Paths live under `/api/v3/onezone`. Each segment is percent-decoded; a
+//! segment that decodes to invalid UTF-8, contains `/`, or is `.`/`..` makes
+//! the request a 400. An unknown path is a 404; a known path with another
+//! method is a 405 with `Allow`.
+
+use hyper::Method;
+use percent_encoding::percent_decode_str;
+
+use super::error::ApiError;
+
+/// The API prefix.
+pub const PREFIX: &str = "/api/v3/onezone";
+
+/// Most path segments accepted.
+const MAX_SEGMENTS: usize = 16;
+
+/// Every endpoint shape; path parameters are carried in the variant.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Endpoint {
+    /// `/spaces/{id}/providers/token`.
+    SpaceSupportToken(String),
+    /// `/groups/{id}/spaces/token`.
+    GroupSpaceToken(String),
+}
+
+impl Endpoint {
+    /// The methods the endpoint answers.
+    pub fn methods(&self) -> &'static [Method] {
+        match self {
+            Endpoint::SpaceSupportToken(_) => &[Method::POST],
+            Endpoint::GroupSpaceToken(_) => &[Method::GET],
+        }
+    }
+
+    /// The path template, for logs and metrics (never the concrete ids).
+    pub fn template(&self) -> &'static str {
+        match self {
+            Endpoint::SpaceSupportToken(_) => "/spaces/{id}/providers/token",
+            Endpoint::GroupSpaceToken(_) => "/groups/{id}/spaces/token",
+        }
+    }
+}
+
+/// Splits and decodes a request path. `Ok(None)`: not an API path.
+pub fn segments(path: &str) -> Result<Option<Vec<String>>, ApiError> {
+    let Some(rest) = path.strip_prefix(PREFIX) else {
+        return Ok(None);
+    };
+    if rest.is_empty() {
+        return Ok(Some(Vec::new()));
+    }
+    let Some(rest) = rest.strip_prefix('/') else {
+        return Ok(None);
+    };
+    let rest = rest.strip_suffix('/').unwrap_or(rest);
+    let mut out = Vec::new();
+    for raw in rest.split('/') {
+        if out.len() == MAX_SEGMENTS {
+            return Err(ApiError::bad_request(
+                "The request path has too many segments.",
+            ));
+        }
+        let seg = percent_decode_str(raw)
+            .decode_utf8()
+            .map_err(|_| ApiError::bad_request("The request path is not valid UTF-8."))?;
+        if seg.contains('/') || seg == "." || seg == ".." || seg.is_empty() {
+            return Err(ApiError::bad_request(
+                "The request path has an empty, dot or encoded-slash segment.",
+            ));
+        }
+        out.push(seg.into_owned());
+    }
+    Ok(Some(out))
+}
+
+/// Finds the endpoint for decoded segments.
+pub fn resolve(segs: &[String]) -> Option<Endpoint> {
+    let s: Vec<&str> = segs.iter().map(String::as_str).collect();
+    Some(match s.as_slice() {
+        ["spaces", id, "providers", "token"] => Endpoint::SpaceSupportToken(id.to_string()),
+        ["groups", id, "spaces", "token"] => Endpoint::GroupSpaceToken(id.to_string()),
+        _ => return None,
+    })
+}
+
+/// Routes a method and path to an endpoint, or the 400/404/405 error.
+pub fn route(method: &Method, path: &str) -> Result<Endpoint, ApiError> {
+    let segs = segments(path)?.ok_or_else(ApiError::no_route)?;
+    let ep = resolve(&segs).ok_or_else(ApiError::no_route)?;
+    if !ep.methods().contains(method) {
+        let allow: Vec<&str> = ep.methods().iter().map(Method::as_str).collect();
+        return Err(ApiError::method_not_allowed(allow.join(", ")));
+    }
+    Ok(ep)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const S: &str = "9ueUeoZA6KXxNgzlvqmmrbzqE_BQiaHEEDC21sY1Kuc";
+
+    #[test]
+    fn routes_and_errors() {
+        let p = format!("{PREFIX}/spaces/{S}/providers/token");
+        assert_eq!(
+            route(&Method::POST, &p).unwrap(),
+            Endpoint::SpaceSupportToken(S.into())
+        );
+        let e = route(&Method::GET, &p).unwrap_err();
+        assert_eq!(e.status, 405);
+        assert_eq!(e.allow.as_deref(), Some("POST"));
+        assert_eq!(route(&Method::GET, "/nope").unwrap_err().status, 404);
+        assert_eq!(
+            route(&Method::GET, &format!("{PREFIX}/spaces"))
+                .unwrap_err()
+                .status,
+            404
+        );
+        for bad in ["a%2Fb", "..", ".", "%ff", "a//b"] {
+            let p = format!("{PREFIX}/spaces/{bad}/providers/token");
+            assert_eq!(route(&Method::POST, &p).unwrap_err().status, 400, "{bad}");
+        }
+        // Percent-encoded ordinary characters decode.
+        let p = format!("{PREFIX}/groups/{}/spaces/token", S.replace('_', "%5F"));
+        assert_eq!(
+            route(&Method::GET, &p).unwrap(),
+            Endpoint::GroupSpaceToken(S.into())
+        );
+    }
+}

@@ -1,0 +1,230 @@
+//! Starting and stopping a server: open the store, bootstrap the first admin
+//! or the demo data set, load TLS, bind, serve until shutdown, flush.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+use crate::auth::{hash_password, AuthConfig, Authenticator};
+use crate::config::Config;
+use crate::http::{self, App};
+use crate::model::ZonePrivileges;
+use crate::store::{Dataset, SledOptions, Store};
+use crate::token::{Minter, MinterConfig};
+
+/// The demo data set compiled into the binary (`data/demo.json`).
+pub const DEMO_DATASET: &str = include_str!("../data/demo.json");
+
+/// Name of the first administrator created in a new store.
+pub const ADMIN_USER: &str = "admin";
+
+/// Why the server could not start.
+#[derive(Debug)]
+pub struct StartError(pub String);
+
+impl std::fmt::Display for StartError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for StartError {}
+
+fn fail(what: &str) -> impl FnOnce(crate::Error) -> StartError + '_ {
+    move |e| StartError(format!("{what}: {e}"))
+}
+
+/// Creates `dir` (and parents) with owner-only permissions.
+pub fn create_private_dir(dir: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::DirBuilderExt;
+    if !dir.exists() {
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir)?;
+    }
+    Ok(())
+}
+
+/// Opens the store of `config.data_dir` (creating it owner-only).
+pub fn open_store(config: &Config) -> Result<Arc<Store>, StartError> {
+    create_private_dir(&config.data_dir).map_err(|e| {
+        StartError(format!(
+            "cannot create data directory {}: {e}",
+            config.data_dir.display()
+        ))
+    })?;
+    let opts = SledOptions {
+        cache_bytes: config.cache.store_bytes,
+        flush_every_ms: Some(500),
+    };
+    Store::open(&config.data_dir.join("store"), &opts, config.durability)
+        .map(Arc::new)
+        .map_err(|e| {
+            StartError(format!(
+                "cannot open the store in {}: {e}",
+                config.data_dir.display()
+            ))
+        })
+}
+
+/// What bootstrapping did to a store.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Bootstrap {
+    /// The store already had users.
+    Existing,
+    /// The demo data set was loaded.
+    Demo,
+    /// The first admin was created; `Some(password)` when it was generated.
+    Admin(Option<String>),
+}
+
+/// Fills a store that has no users: the demo data set, or the first admin
+/// with `admin_password` (generated when `None`).
+pub fn bootstrap(
+    store: &Store,
+    demo: bool,
+    admin_password: Option<String>,
+) -> Result<Bootstrap, StartError> {
+    if !store
+        .users(None, 1)
+        .map_err(fail("reading users"))?
+        .is_empty()
+    {
+        return Ok(Bootstrap::Existing);
+    }
+    if demo {
+        let set = Dataset::from_json(DEMO_DATASET).map_err(fail("demo data set"))?;
+        store
+            .import(&set, hash_password)
+            .map_err(fail("loading the demo data set"))?;
+        return Ok(Bootstrap::Demo);
+    }
+    let (password, generated) = match admin_password {
+        Some(p) if !p.is_empty() => (p, false),
+        _ => {
+            use rand::distributions::{Alphanumeric, DistString};
+            (Alphanumeric.sample_string(&mut rand::rngs::OsRng, 24), true)
+        }
+    };
+    let hash = hash_password(&password).map_err(fail("hashing the admin password"))?;
+    store
+        .create_user(ADMIN_USER, hash, ZonePrivileges::all())
+        .map_err(fail("creating the admin user"))?;
+    Ok(Bootstrap::Admin(generated.then_some(password)))
+}
+
+/// A running server.
+pub struct Running {
+    /// The address it listens on.
+    pub addr: SocketAddr,
+    /// The shared state (store, minter, authenticator).
+    pub app: Arc<App>,
+    shutdown: watch::Sender<bool>,
+    task: JoinHandle<std::io::Result<()>>,
+}
+
+impl Running {
+    /// Stops accepting, drains in-flight requests (within the grace period),
+    /// flushes the store and returns once everything is closed.
+    pub async fn stop(self) -> std::io::Result<()> {
+        let _ = self.shutdown.send(true);
+        self.finished().await
+    }
+
+    /// Waits until the server stops by itself (after its shutdown future resolved).
+    pub async fn finished(self) -> std::io::Result<()> {
+        let res = self
+            .task
+            .await
+            .map_err(|e| std::io::Error::other(e.to_string()))?;
+        let store = self.app.store.clone();
+        tokio::task::spawn_blocking(move || store.flush())
+            .await
+            .map_err(|e| std::io::Error::other(e.to_string()))?
+            .map_err(|e| std::io::Error::other(e.to_string()))?;
+        res
+    }
+}
+
+/// Starts a server for `config` on an already opened store. It runs until
+/// [`Running::stop`] or until `shutdown` resolves.
+pub async fn start(
+    config: &Config,
+    store: Arc<Store>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<Running, StartError> {
+    let minter = Arc::new(
+        Minter::new(
+            store.clone(),
+            MinterConfig {
+                location: config.zone_name.clone(),
+                lifetimes: config.tokens.clone(),
+            },
+        )
+        .map_err(fail("loading root keys"))?,
+    );
+    let auth = Arc::new(Authenticator::new(
+        minter.clone(),
+        &AuthConfig {
+            cache_ttl: Duration::from_secs(config.cache.credentials_ttl_secs),
+            cache_entries: config.cache.credentials_entries,
+        },
+    ));
+    let app = Arc::new(App {
+        store,
+        minter,
+        auth,
+        max_body: config.limits.max_body_bytes,
+    });
+    let tls = if config.tls.enabled {
+        Some(
+            http::tls::load_or_generate(
+                config.tls.cert.as_deref(),
+                config.tls.key.as_deref(),
+                &config.data_dir,
+                &config.tls.hostnames,
+            )
+            .map_err(|e| StartError(format!("TLS: {e}")))?,
+        )
+    } else {
+        None
+    };
+    let mut listen = config.listen;
+    if config.demo && !listen.ip().is_loopback() {
+        listen.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
+    }
+    let listener = TcpListener::bind(listen)
+        .await
+        .map_err(|e| StartError(format!("cannot listen on {listen}: {e}")))?;
+    let addr = listener
+        .local_addr()
+        .map_err(|e| StartError(format!("cannot read the listening address: {e}")))?;
+    let (tx, mut rx) = watch::channel(false);
+    let stop = async move {
+        tokio::select! {
+            _ = shutdown => {}
+            _ = rx.wait_for(|v| *v) => {}
+        }
+    };
+    let handler_app = app.clone();
+    let task = tokio::spawn(http::server::serve(
+        listener,
+        tls,
+        config.limits.server_limits(),
+        move |req, conn| http::handle(handler_app.clone(), req, conn),
+        stop,
+    ));
+    Ok(Running {
+        addr,
+        app,
+        shutdown: tx,
+        task,
+    })
+}
