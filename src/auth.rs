@@ -22,7 +22,9 @@ use rand::RngCore;
 use subtle::ConstantTimeEq;
 
 use crate::error::{Error, Result};
-use crate::model::{GroupPrivilege, Id, SpacePrivilege, Subject, TokenKind, ZonePrivilege};
+use crate::model::{
+    GroupPrivilege, Id, SpacePrivilege, Subject, TokenKind, TokenRecord, ZonePrivilege,
+};
 use crate::store::Store;
 use crate::token::{Minter, TokenError};
 
@@ -308,18 +310,30 @@ pub enum Action {
     CreateSupportToken(Id),
     /// Mint a space creation token for a group.
     CreateSpaceToken(Id),
+    /// See a space's supporting providers.
+    ViewSpace(Id),
+    /// Register a provider.
+    CreateProvider,
+    /// List providers.
+    ListProviders,
+    /// Rotate, retire and list root keys; manage any token.
+    ManageKeys,
+}
+
+fn zone_of(store: &Store, user: &Id) -> Result<crate::model::ZonePrivileges> {
+    Ok(store
+        .user(user)?
+        .map(|u| u.zone_privileges)
+        .unwrap_or_default())
 }
 
 /// Whether `subject` may perform `action`, by effective privileges or by the
-/// zone-level alternative.
+/// zone-level alternative. Providers may do none of these.
 pub fn allowed(store: &Store, subject: &Subject, action: Action) -> Result<bool> {
     let Subject::User(user) = subject else {
         return Ok(false);
     };
-    let zone = store
-        .user(user)?
-        .map(|u| u.zone_privileges)
-        .unwrap_or_default();
+    let zone = zone_of(store, user)?;
     Ok(match action {
         Action::CreateSupportToken(space) => {
             zone.contains(ZonePrivilege::SpacesAddRelationships)
@@ -333,5 +347,29 @@ pub fn allowed(store: &Store, subject: &Subject, action: Action) -> Result<bool>
                     .effective_group_privileges(user, &group)?
                     .contains(GroupPrivilege::CreateSpaceToken)
         }
+        Action::ViewSpace(space) => {
+            zone.contains(ZonePrivilege::ListProvidersOfSpace)
+                || store
+                    .effective_space_privileges(user, &space)?
+                    .contains(SpacePrivilege::ViewData)
+        }
+        Action::CreateProvider => zone.contains(ZonePrivilege::ProvidersCreate),
+        Action::ListProviders => zone.contains(ZonePrivilege::ListProviders),
+        Action::ManageKeys => zone.contains(ZonePrivilege::TokensManage),
     })
+}
+
+/// Whether `subject` may see, list or revoke a token record: whoever may mint
+/// such a token for its target, the user or provider it authenticates, or a
+/// zone token manager.
+pub fn may_manage_token(store: &Store, subject: &Subject, rec: &TokenRecord) -> Result<bool> {
+    if allowed(store, subject, Action::ManageKeys)? {
+        return Ok(true);
+    }
+    match rec.kind {
+        TokenKind::SpaceSupport => allowed(store, subject, Action::CreateSupportToken(rec.target)),
+        TokenKind::SpaceCreate => allowed(store, subject, Action::CreateSpaceToken(rec.target)),
+        TokenKind::Access => Ok(*subject == Subject::User(rec.target)),
+        TokenKind::Provider => Ok(*subject == Subject::Provider(rec.target)),
+    }
 }

@@ -182,6 +182,7 @@ pub async fn start(
         minter,
         auth,
         max_body: config.limits.max_body_bytes,
+        max_json_depth: config.limits.max_json_depth,
     });
     let tls = if config.tls.enabled {
         Some(

@@ -7,6 +7,7 @@
 //! - this module: the request pipeline (request id, credentials, dispatch, log line)
 //!   and the handlers.
 
+mod api;
 pub mod error;
 pub mod routes;
 pub mod server;
@@ -24,13 +25,12 @@ use hyper::header::{HeaderMap, HeaderValue, AUTHORIZATION, CONTENT_TYPE};
 use hyper::{Request, Response, StatusCode};
 use serde::Serialize;
 
-use crate::auth::{allowed, Action, Authenticator, Credentials};
+use crate::auth::{Authenticator, Credentials};
 use crate::error::{Entity, Error};
-use crate::model::{Id, Subject, TokenKind};
+use crate::model::Id;
 use crate::store::Store;
 use crate::token::Minter;
 use error::ApiError;
-use routes::Endpoint;
 
 pub use server::{ConnInfo, Limits};
 
@@ -44,6 +44,8 @@ pub struct App {
     pub auth: Arc<Authenticator>,
     /// Largest request body accepted, in bytes.
     pub max_body: usize,
+    /// Deepest JSON nesting accepted in a body.
+    pub max_json_depth: usize,
 }
 
 type Resp = Response<Full<Bytes>>;
@@ -58,7 +60,7 @@ pub async fn handle(app: Arc<App>, req: Request<Incoming>, conn: ConnInfo) -> Re
         Err(e) => Err(e),
         Ok(ep) => {
             template = ep.template();
-            dispatch(&app, ep, req).await
+            api::dispatch(&app, ep, req).await
         }
     };
     let mut resp = result.unwrap_or_else(ApiError::into_response);
@@ -85,55 +87,6 @@ fn request_id(headers: &HeaderMap) -> String {
         .filter(|v| !v.is_empty() && v.len() <= 64 && v.bytes().all(|b| b.is_ascii_graphic()))
         .map(str::to_owned)
         .unwrap_or_else(|| format!("{:016x}", rand::random::<u64>()))
-}
-
-async fn dispatch(app: &Arc<App>, ep: Endpoint, req: Request<Incoming>) -> Result<Resp, ApiError> {
-    let creds = credentials(req.headers())?;
-    let subject = app.auth.authenticate(creds).await?;
-    match ep {
-        Endpoint::SpaceSupportToken(id) => {
-            let space = parse_id(&id)?;
-            exists(app, Entity::Space, &space)?;
-            mint_if_allowed(
-                app,
-                subject,
-                Action::CreateSupportToken(space),
-                TokenKind::SpaceSupport,
-                space,
-            )
-            .await
-        }
-        Endpoint::GroupSpaceToken(id) => {
-            let group = parse_id(&id)?;
-            exists(app, Entity::Group, &group)?;
-            mint_if_allowed(
-                app,
-                subject,
-                Action::CreateSpaceToken(group),
-                TokenKind::SpaceCreate,
-                group,
-            )
-            .await
-        }
-    }
-}
-
-async fn mint_if_allowed(
-    app: &Arc<App>,
-    subject: Subject,
-    action: Action,
-    kind: TokenKind,
-    target: Id,
-) -> Result<Resp, ApiError> {
-    if !allowed(&app.store, &subject, action)? {
-        return Err(ApiError::forbidden());
-    }
-    let minter = app.minter.clone();
-    let minted = blocking(move || minter.mint(kind, target, subject)).await?;
-    Ok(json(
-        StatusCode::OK,
-        &serde_json::json!({ "token": minted.token }),
-    ))
 }
 
 /// Runs store work that may wait for a flush on the blocking pool.
@@ -185,8 +138,40 @@ async fn read_json<T: serde::de::DeserializeOwned>(
             )
         })?
         .to_bytes();
+    if json_depth(&bytes) > app.max_json_depth {
+        return Err(ApiError::bad_request(format!(
+            "The JSON body is nested deeper than {} levels.",
+            app.max_json_depth
+        )));
+    }
     serde_json::from_slice(&bytes)
         .map_err(|e| ApiError::bad_request(format!("Malformed JSON body: {e}.")))
+}
+
+/// The deepest nesting of arrays and objects in a JSON text (strings skipped).
+pub fn json_depth(bytes: &[u8]) -> usize {
+    let (mut depth, mut max, mut in_str, mut escaped) = (0usize, 0usize, false, false);
+    for &b in bytes {
+        if in_str {
+            match (escaped, b) {
+                (true, _) => escaped = false,
+                (false, b'\\') => escaped = true,
+                (false, b'"') => in_str = false,
+                _ => {}
+            }
+            continue;
+        }
+        match b {
+            b'"' => in_str = true,
+            b'[' | b'{' => {
+                depth += 1;
+                max = max.max(depth);
+            }
+            b']' | b'}' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    max
 }
 
 /// Extracts credentials. Exactly one credential may be presented: several

@@ -17,29 +17,75 @@ pub const PREFIX: &str = "/api/v3/onezone";
 const MAX_SEGMENTS: usize = 16;
 
 /// Every endpoint shape; path parameters are carried in the variant.
+/// Paths marked (ozmint) are extensions of the Onezone API.
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum Endpoint {
-    /// `/spaces/{id}/providers/token`.
+    /// `POST /spaces/{id}/providers/token`.
     SpaceSupportToken(String),
-    /// `/groups/{id}/spaces/token`.
+    /// `GET /groups/{id}/spaces/token`.
     GroupSpaceToken(String),
+    /// `GET|POST /user/client_tokens`.
+    ClientTokens,
+    /// `DELETE /user/client_tokens/{tid}`.
+    ClientToken(String),
+    /// `GET|POST /providers`.
+    Providers,
+    /// `POST /provider/spaces/support`.
+    ProviderSpaceSupport,
+    /// `POST /provider/spaces`.
+    ProviderSpaces,
+    /// `GET /spaces/{id}/providers`.
+    SpaceProviders(String),
+    /// `GET /spaces/{id}/tokens` (ozmint): invite tokens of a space.
+    SpaceTokens(String),
+    /// `GET /groups/{id}/tokens` (ozmint): invite tokens of a group.
+    GroupTokens(String),
+    /// `DELETE /tokens/{tid}` (ozmint): revoke a token.
+    Token(String),
+    /// `POST /tokens/examine` (ozmint): describe a token.
+    TokenExamine,
+    /// `GET|POST /keys` (ozmint): list or rotate root keys.
+    Keys,
+    /// `POST /keys/{kid}/retire` (ozmint).
+    KeyRetire(String),
 }
 
 impl Endpoint {
     /// The methods the endpoint answers.
     pub fn methods(&self) -> &'static [Method] {
+        use Endpoint::*;
+        const GET: &[Method] = &[Method::GET];
+        const POST: &[Method] = &[Method::POST];
+        const DELETE: &[Method] = &[Method::DELETE];
+        const GET_POST: &[Method] = &[Method::GET, Method::POST];
         match self {
-            Endpoint::SpaceSupportToken(_) => &[Method::POST],
-            Endpoint::GroupSpaceToken(_) => &[Method::GET],
+            SpaceSupportToken(_) | ProviderSpaceSupport | ProviderSpaces | TokenExamine
+            | KeyRetire(_) => POST,
+            GroupSpaceToken(_) | SpaceProviders(_) | SpaceTokens(_) | GroupTokens(_) => GET,
+            ClientToken(_) | Token(_) => DELETE,
+            ClientTokens | Providers | Keys => GET_POST,
         }
     }
 
     /// The path template, for logs and metrics (never the concrete ids).
     pub fn template(&self) -> &'static str {
+        use Endpoint::*;
         match self {
-            Endpoint::SpaceSupportToken(_) => "/spaces/{id}/providers/token",
-            Endpoint::GroupSpaceToken(_) => "/groups/{id}/spaces/token",
+            SpaceSupportToken(_) => "/spaces/{id}/providers/token",
+            GroupSpaceToken(_) => "/groups/{id}/spaces/token",
+            ClientTokens => "/user/client_tokens",
+            ClientToken(_) => "/user/client_tokens/{tid}",
+            Providers => "/providers",
+            ProviderSpaceSupport => "/provider/spaces/support",
+            ProviderSpaces => "/provider/spaces",
+            SpaceProviders(_) => "/spaces/{id}/providers",
+            SpaceTokens(_) => "/spaces/{id}/tokens",
+            GroupTokens(_) => "/groups/{id}/tokens",
+            Token(_) => "/tokens/{tid}",
+            TokenExamine => "/tokens/examine",
+            Keys => "/keys",
+            KeyRetire(_) => "/keys/{kid}/retire",
         }
     }
 }
@@ -79,9 +125,23 @@ pub fn segments(path: &str) -> Result<Option<Vec<String>>, ApiError> {
 /// Finds the endpoint for decoded segments.
 pub fn resolve(segs: &[String]) -> Option<Endpoint> {
     let s: Vec<&str> = segs.iter().map(String::as_str).collect();
+    use Endpoint::*;
+    let own = |x: &&str| x.to_string();
     Some(match s.as_slice() {
-        ["spaces", id, "providers", "token"] => Endpoint::SpaceSupportToken(id.to_string()),
-        ["groups", id, "spaces", "token"] => Endpoint::GroupSpaceToken(id.to_string()),
+        ["spaces", id, "providers", "token"] => SpaceSupportToken(own(id)),
+        ["groups", id, "spaces", "token"] => GroupSpaceToken(own(id)),
+        ["user", "client_tokens"] => ClientTokens,
+        ["user", "client_tokens", tid] => ClientToken(own(tid)),
+        ["providers"] => Providers,
+        ["provider", "spaces", "support"] => ProviderSpaceSupport,
+        ["provider", "spaces"] => ProviderSpaces,
+        ["spaces", id, "providers"] => SpaceProviders(own(id)),
+        ["spaces", id, "tokens"] => SpaceTokens(own(id)),
+        ["groups", id, "tokens"] => GroupTokens(own(id)),
+        ["tokens", "examine"] => TokenExamine,
+        ["tokens", tid] => Token(own(tid)),
+        ["keys"] => Keys,
+        ["keys", kid, "retire"] => KeyRetire(own(kid)),
         _ => return None,
     })
 }

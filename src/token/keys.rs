@@ -74,9 +74,15 @@ impl KeyRing {
     /// The secret of a token with `identifier` under key `key_id`, or `None` if
     /// the key is unknown or retired.
     pub fn token_secret(&self, key_id: u32, identifier: &[u8]) -> Option<[u8; 32]> {
+        self.root(key_id).map(|root| derive(&root, identifier))
+    }
+
+    /// The secret of a key that is not retired.
+    pub(crate) fn root(&self, key_id: u32) -> Option<[u8; 32]> {
         let keys = self.keys.read();
-        let key = keys.get(&key_id).filter(|k| k.retired.is_none())?;
-        Some(derive(&key.secret, identifier))
+        keys.get(&key_id)
+            .filter(|k| k.retired.is_none())
+            .map(|k| k.secret)
     }
 
     /// Adds a new current key and returns its id.

@@ -48,6 +48,8 @@ pub enum TokenError {
     Consumed,
     /// The token is of another type than the operation needs.
     WrongType,
+    /// The token's issuer no longer holds the privilege that allowed the mint.
+    IssuerNotAllowed,
 }
 
 impl fmt::Display for TokenError {
@@ -63,6 +65,9 @@ impl fmt::Display for TokenError {
             TokenError::Revoked => "token was revoked",
             TokenError::Consumed => "token was already used",
             TokenError::WrongType => "token is of the wrong type for this operation",
+            TokenError::IssuerNotAllowed => {
+                "token's issuer no longer holds the privilege to grant it"
+            }
         })
     }
 }
@@ -223,19 +228,33 @@ impl Minter {
             expires: created.saturating_add(lifetime),
             state: TokenState::Active,
         };
-        let identifier = id.to_string();
-        let caveats = [
-            Caveat::TokenType(kind).to_predicate(),
-            Caveat::TimeBefore(record.expires).to_predicate(),
-        ];
-        let token = wire::mint(
-            &self.config.location,
-            &keys::derive(&root, identifier.as_bytes()),
-            identifier.as_bytes(),
-            &caveats,
-        )?;
+        let token = self.encode(&id, &record, &root)?;
         self.store.insert_token(&id, &record)?;
         Ok(Minted { token, id, record })
+    }
+
+    fn encode(&self, id: &Id, record: &TokenRecord, root: &[u8; 32]) -> Result<String> {
+        let identifier = id.to_string();
+        let caveats = [
+            Caveat::TokenType(record.kind).to_predicate(),
+            Caveat::TimeBefore(record.expires).to_predicate(),
+        ];
+        Ok(wire::mint(
+            &self.config.location,
+            &keys::derive(root, identifier.as_bytes()),
+            identifier.as_bytes(),
+            &caveats,
+        )?)
+    }
+
+    /// The token string of an existing record, exactly as it was minted
+    /// (tokens are deterministic in their key, identifier and record).
+    /// `None` if the record's root key is retired.
+    pub fn render(&self, id: &Id, record: &TokenRecord) -> Result<Option<String>> {
+        match self.keys.root(record.key_id) {
+            Some(root) => self.encode(id, record, &root).map(Some),
+            None => Ok(None),
+        }
     }
 
     /// Verifies a token of any kind.
