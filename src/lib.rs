@@ -6,6 +6,7 @@
 //! - [`token`]: the macaroon minter: mint, verify, attenuate, revoke, consume, rotate.
 //! - [`auth`]: who is calling (Basic, tokens) and what they may do.
 //! - [`http`]: the HTTPS front end (hyper 1, rustls).
+//! - [`metrics`]: Prometheus metrics.
 //! - [`config`]: settings from defaults, file, environment and flags.
 //! - [`serve`]: starting and stopping a server.
 //! - [`error`]: library errors.
@@ -17,6 +18,7 @@ pub mod codec;
 pub mod config;
 pub mod error;
 pub mod http;
+pub mod metrics;
 pub mod model;
 pub mod serve;
 pub mod store;

@@ -7,6 +7,8 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
+use std::sync::atomic::{AtomicBool, Ordering};
+
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
@@ -14,6 +16,7 @@ use tokio::task::JoinHandle;
 use crate::auth::{hash_password, AuthConfig, Authenticator};
 use crate::config::Config;
 use crate::http::{self, App};
+use crate::metrics::Metrics;
 use crate::model::ZonePrivileges;
 use crate::store::{Dataset, SledOptions, Store};
 use crate::token::{Minter, MinterConfig};
@@ -177,12 +180,19 @@ pub async fn start(
             cache_entries: config.cache.credentials_entries,
         },
     ));
+    let metrics = Arc::new(Metrics::new());
+    {
+        let m = metrics.clone();
+        store.observe_flushes(Box::new(move |d| m.flush.observe(d.as_secs_f64())));
+    }
     let app = Arc::new(App {
         store,
         minter,
         auth,
         max_body: config.limits.max_body_bytes,
         max_json_depth: config.limits.max_json_depth,
+        metrics,
+        ready: AtomicBool::new(false),
     });
     let tls = if config.tls.enabled {
         Some(
@@ -207,25 +217,96 @@ pub async fn start(
     let addr = listener
         .local_addr()
         .map_err(|e| StartError(format!("cannot read the listening address: {e}")))?;
+    let metrics_listener = match config.metrics.listen {
+        Some(a) => Some(
+            TcpListener::bind(a)
+                .await
+                .map_err(|e| StartError(format!("cannot listen on {a} for metrics: {e}")))?,
+        ),
+        None => None,
+    };
     let (tx, mut rx) = watch::channel(false);
-    let stop = async move {
-        tokio::select! {
-            _ = shutdown => {}
-            _ = rx.wait_for(|v| *v) => {}
+    let stopping = {
+        let app = app.clone();
+        let tx = tx.clone();
+        async move {
+            tokio::select! {
+                _ = shutdown => {}
+                _ = rx.wait_for(|v| *v) => {}
+            }
+            app.ready.store(false, Ordering::Release);
+            let _ = tx.send(true);
         }
     };
+    tokio::spawn(stopping);
+    let stop_signal = |tx: &watch::Sender<bool>| {
+        let mut rx = tx.subscribe();
+        async move {
+            let _ = rx.wait_for(|v| *v).await;
+        }
+    };
+    tokio::spawn(purge_expired(app.store.clone(), stop_signal(&tx)));
+    if let Some(listener) = metrics_listener {
+        let app = app.clone();
+        tokio::spawn(http::server::serve(
+            listener,
+            None,
+            config.limits.server_limits(),
+            move |req, _conn| {
+                let app = app.clone();
+                async move { http::metrics_only(&app, &req) }
+            },
+            stop_signal(&tx),
+        ));
+    }
     let handler_app = app.clone();
     let task = tokio::spawn(http::server::serve(
         listener,
         tls,
         config.limits.server_limits(),
         move |req, conn| http::handle(handler_app.clone(), req, conn),
-        stop,
+        stop_signal(&tx),
     ));
+    app.ready.store(true, Ordering::Release);
     Ok(Running {
         addr,
         app,
         shutdown: tx,
         task,
     })
+}
+
+/// How often expired token records are purged.
+pub const PURGE_INTERVAL: Duration = Duration::from_secs(60);
+
+/// Deletes expired token records in small batches on the blocking pool, so
+/// requests never wait behind a large purge.
+async fn purge_expired(store: Arc<Store>, stop: impl Future<Output = ()>) {
+    tokio::pin!(stop);
+    loop {
+        tokio::select! {
+            _ = &mut stop => return,
+            _ = tokio::time::sleep(PURGE_INTERVAL) => {}
+        }
+        loop {
+            let s = store.clone();
+            let purged =
+                tokio::task::spawn_blocking(move || s.purge_expired(crate::model::now(), 1000))
+                    .await;
+            match purged {
+                Ok(Ok(n)) if n == 1000 => continue,
+                Ok(Ok(n)) => {
+                    if n > 0 {
+                        tracing::debug!(purged = n, "expired token records purged");
+                    }
+                    break;
+                }
+                Ok(Err(e)) => {
+                    tracing::warn!(error = %e, "purging expired tokens failed");
+                    break;
+                }
+                Err(_) => break,
+            }
+        }
+    }
 }

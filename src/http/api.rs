@@ -18,7 +18,7 @@ use serde_json::{json, Value};
 use super::error::ApiError;
 use super::routes::Endpoint;
 use super::{blocking, credentials, exists, json, parse_id, read_json, App};
-use crate::auth::{allowed, may_manage_token, Action};
+use crate::auth::{allowed, may_manage_token, Action, AuthError, AuthFailure};
 use crate::error::{Entity, Error};
 use crate::model::{
     now, Id, SpacePrivileges, Subject, Support, TokenKind, TokenRecord, TokenState,
@@ -35,7 +35,19 @@ pub(super) async fn dispatch(
     req: Request<Incoming>,
 ) -> Result<Resp, ApiError> {
     let creds = credentials(req.headers())?;
-    let subject = app.auth.authenticate(creds).await?;
+    let subject = match app.auth.authenticate(creds).await {
+        Ok(s) => s,
+        Err(e) => {
+            if let AuthFailure::Auth(a) = &e {
+                app.metrics.auth_failure(match a {
+                    AuthError::Missing => "missing",
+                    AuthError::BadPassword => "password",
+                    AuthError::BadToken(_) | AuthError::Gone => "token",
+                });
+            }
+            return Err(e.into());
+        }
+    };
     let method = req.method().clone();
     let body = req.into_body();
     use Endpoint::*;
@@ -68,6 +80,7 @@ pub(super) async fn dispatch(
             let user = user_only(&subject)?;
             let minter = app.minter.clone();
             let minted = blocking(move || minter.mint(TokenKind::Access, user, subject)).await?;
+            app.metrics.mint(TokenKind::Access);
             Ok(json(StatusCode::OK, &json!({ "token": minted.token })))
         }
         ClientTokens => {
@@ -102,6 +115,7 @@ pub(super) async fn dispatch(
                 Ok((pid, minted.token))
             })
             .await?;
+            app.metrics.mint(TokenKind::Provider);
             let mut resp = json(
                 StatusCode::CREATED,
                 &json!({ "providerId": pid.to_string(), "providerRootToken": token }),
@@ -151,6 +165,7 @@ pub(super) async fn dispatch(
                 )
             })
             .await?;
+            app.metrics.consume(TokenKind::SpaceSupport);
             let mut resp = empty(StatusCode::CREATED);
             set_location(&mut resp, &format!("/spaces/{space}"));
             Ok(resp)
@@ -185,6 +200,7 @@ pub(super) async fn dispatch(
                 )
             })
             .await?;
+            app.metrics.consume(TokenKind::SpaceCreate);
             let mut resp = empty(StatusCode::CREATED);
             set_location(&mut resp, &format!("/spaces/{space}"));
             Ok(resp)
@@ -309,6 +325,7 @@ async fn mint_if_allowed(
     require(app, &subject, action)?;
     let minter = app.minter.clone();
     let minted = blocking(move || minter.mint(kind, target, subject)).await?;
+    app.metrics.mint(kind);
     Ok(json(StatusCode::OK, &json!({ "token": minted.token })))
 }
 
@@ -334,7 +351,9 @@ fn issuer_still_allowed(
 
 async fn revoke(app: &Arc<App>, id: Id) -> Result<(), ApiError> {
     let minter = app.minter.clone();
-    blocking(move || minter.revoke(&id).map(|_| ())).await
+    blocking(move || minter.revoke(&id).map(|_| ())).await?;
+    app.metrics.revoked.inc();
+    Ok(())
 }
 
 fn active_tokens(app: &App, target: &Id) -> Result<Vec<(Id, TokenRecord)>, ApiError> {

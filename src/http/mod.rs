@@ -13,6 +13,7 @@ pub mod routes;
 pub mod server;
 pub mod tls;
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -27,6 +28,7 @@ use serde::Serialize;
 
 use crate::auth::{Authenticator, Credentials};
 use crate::error::{Entity, Error};
+use crate::metrics::Metrics;
 use crate::model::Id;
 use crate::store::Store;
 use crate::token::Minter;
@@ -46,6 +48,10 @@ pub struct App {
     pub max_body: usize,
     /// Deepest JSON nesting accepted in a body.
     pub max_json_depth: usize,
+    /// Metrics.
+    pub metrics: Arc<Metrics>,
+    /// False until the store is open and again once shutdown begins.
+    pub ready: AtomicBool,
 }
 
 type Resp = Response<Full<Bytes>>;
@@ -56,27 +62,75 @@ pub async fn handle(app: Arc<App>, req: Request<Incoming>, conn: ConnInfo) -> Re
     let request_id = request_id(req.headers());
     let method = req.method().clone();
     let mut template = "unmatched";
-    let result = match routes::route(req.method(), req.uri().path()) {
-        Err(e) => Err(e),
-        Ok(ep) => {
-            template = ep.template();
-            api::dispatch(&app, ep, req).await
+    let result = match req.uri().path() {
+        "/healthz" => {
+            template = "/healthz";
+            Ok(json(StatusCode::OK, &serde_json::json!({ "status": "ok" })))
         }
+        "/readyz" => {
+            template = "/readyz";
+            Ok(readiness(&app))
+        }
+        "/metrics" => {
+            template = "/metrics";
+            Ok(metrics(&app))
+        }
+        path => match routes::route(req.method(), path) {
+            Err(e) => Err(e),
+            Ok(ep) => {
+                template = ep.template();
+                api::dispatch(&app, ep, req).await
+            }
+        },
     };
     let mut resp = result.unwrap_or_else(ApiError::into_response);
     if let Ok(v) = HeaderValue::from_str(&request_id) {
         resp.headers_mut().insert("x-request-id", v);
     }
+    let took = started.elapsed();
+    app.metrics
+        .request(template, method.as_str(), resp.status().as_u16(), took);
     tracing::info!(
         request_id = %request_id,
         peer = %conn.peer,
         method = %method,
         route = template,
         status = resp.status().as_u16(),
-        latency_us = started.elapsed().as_micros() as u64,
+        latency_us = took.as_micros() as u64,
         "request"
     );
     resp
+}
+
+fn readiness(app: &App) -> Resp {
+    if app.ready.load(Ordering::Acquire) {
+        json(StatusCode::OK, &serde_json::json!({ "status": "ready" }))
+    } else {
+        json(
+            StatusCode::SERVICE_UNAVAILABLE,
+            &serde_json::json!({ "status": "not ready" }),
+        )
+    }
+}
+
+/// `GET /metrics`, OpenMetrics text.
+pub fn metrics(app: &App) -> Resp {
+    let mut resp = Response::new(Full::new(Bytes::from(app.metrics.render(&app.store))));
+    resp.headers_mut().insert(
+        CONTENT_TYPE,
+        HeaderValue::from_static("application/openmetrics-text; version=1.0.0; charset=utf-8"),
+    );
+    resp
+}
+
+/// The separate metrics listener: `/metrics`, `/healthz` and `/readyz` only.
+pub fn metrics_only<B>(app: &App, req: &Request<B>) -> Resp {
+    match req.uri().path() {
+        "/metrics" => metrics(app),
+        "/healthz" => json(StatusCode::OK, &serde_json::json!({ "status": "ok" })),
+        "/readyz" => readiness(app),
+        _ => ApiError::no_route().into_response(),
+    }
 }
 
 /// The client's `x-request-id` if it is short and printable, else a new one.

@@ -75,7 +75,7 @@ struct CommitState {
 
 impl GroupCommit {
     /// Blocks until everything written before the call is durable.
-    fn sync(&self, engine: &dyn Engine) -> Result<()> {
+    fn sync(&self, engine: &dyn Engine, observe: Option<&FlushObserver>) -> Result<()> {
         let mut st = self.state.lock();
         st.issued += 1;
         let ticket = st.issued;
@@ -90,7 +90,11 @@ impl GroupCommit {
             st.flushing = true;
             let target = st.issued;
             drop(st);
+            let started = std::time::Instant::now();
             let res = engine.flush();
+            if let Some(f) = observe {
+                f(started.elapsed());
+            }
             st = self.state.lock();
             st.flushing = false;
             if res.is_ok() {
@@ -102,6 +106,9 @@ impl GroupCommit {
     }
 }
 
+/// Called with the duration of every flush (for metrics).
+pub type FlushObserver = Box<dyn Fn(std::time::Duration) + Send + Sync>;
+
 /// The store. Cheap to share behind an `Arc`; every method takes `&self`.
 pub struct Store {
     engine: Arc<dyn Engine>,
@@ -109,6 +116,7 @@ pub struct Store {
     commit: GroupCommit,
     durability: Durability,
     graph: relations::GraphCache,
+    flush_observer: std::sync::OnceLock<FlushObserver>,
 }
 
 /// Current on-disk schema version, kept in the `meta` tree.
@@ -146,6 +154,7 @@ impl Store {
             commit: GroupCommit::default(),
             durability,
             graph: relations::GraphCache::default(),
+            flush_observer: std::sync::OnceLock::new(),
         })
     }
 
@@ -166,7 +175,13 @@ impl Store {
 
     /// Makes every write so far durable, whatever the mode.
     pub fn flush(&self) -> Result<()> {
-        self.commit.sync(self.engine.as_ref())
+        self.commit
+            .sync(self.engine.as_ref(), self.flush_observer.get())
+    }
+
+    /// Sets the function told the duration of every flush (once; later calls are ignored).
+    pub fn observe_flushes(&self, f: FlushObserver) {
+        let _ = self.flush_observer.set(f);
     }
 
     /// Called by every write method before it returns: in durable mode, waits

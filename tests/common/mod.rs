@@ -178,9 +178,7 @@ impl TestServer {
         let (name, password) = (name.to_owned(), password.to_owned());
         blocking(move || {
             let hash = ozmint::auth::hash_password(&password).expect("hash");
-            store
-                .create_user(&name, hash, zone)
-                .expect("create a user")
+            store.create_user(&name, hash, zone).expect("create a user")
         })
         .await
     }
@@ -207,9 +205,7 @@ impl TestServer {
 
 /// Runs blocking store work off the async runtime.
 pub async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
-    tokio::task::spawn_blocking(f)
-        .await
-        .expect("blocking task")
+    tokio::task::spawn_blocking(f).await.expect("blocking task")
 }
 
 /// Parses an id.
@@ -258,21 +254,29 @@ pub async fn assert_error(resp: reqwest::Response, status: u16) -> serde_json::V
         Some("application/json"),
         "content-type of the {status} answer for {url}"
     );
-    let v: serde_json::Value =
-        serde_json::from_str(&text).unwrap_or_else(|e| panic!("{status} body is not JSON ({e}): {text}"));
+    let v: serde_json::Value = serde_json::from_str(&text)
+        .unwrap_or_else(|e| panic!("{status} body is not JSON ({e}): {text}"));
     assert!(
-        v.get("error").and_then(|e| e.as_str()).is_some_and(|e| !e.is_empty()),
+        v.get("error")
+            .and_then(|e| e.as_str())
+            .is_some_and(|e| !e.is_empty()),
         "`error` string in {text}"
     );
     assert!(
-        v.get("error_description").and_then(|e| e.as_str()).is_some_and(|e| !e.is_empty()),
+        v.get("error_description")
+            .and_then(|e| e.as_str())
+            .is_some_and(|e| !e.is_empty()),
         "`error_description` string in {text}"
     );
     v
 }
 
 /// Like [`assert_error`], and checks the `error` code as well.
-pub async fn assert_error_code(resp: reqwest::Response, status: u16, code: &str) -> serde_json::Value {
+pub async fn assert_error_code(
+    resp: reqwest::Response,
+    status: u16,
+    code: &str,
+) -> serde_json::Value {
     let v = assert_error(resp, status).await;
     assert_eq!(v["error"], code, "error code in {v}");
     v

@@ -1,0 +1,183 @@
+//! Prometheus metrics (OpenMetrics text), served at `GET /metrics`.
+//!
+//! Labels carry route templates, never concrete ids or tokens.
+
+use std::sync::atomic::AtomicU64;
+use std::time::Duration;
+
+use prometheus_client::encoding::text::encode;
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
+use prometheus_client::registry::Registry;
+
+use crate::model::TokenKind;
+use crate::store::Store;
+
+/// Labels of a request counter.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RequestLabels {
+    /// Route template.
+    pub route: &'static str,
+    /// HTTP method.
+    pub method: String,
+    /// Status code.
+    pub status: u16,
+}
+
+/// Labels of per-route histograms.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RouteLabels {
+    /// Route template.
+    pub route: &'static str,
+}
+
+/// Labels naming a token type.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct TypeLabels {
+    /// `tokenType` value.
+    pub r#type: &'static str,
+}
+
+/// Labels naming a reason.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ReasonLabels {
+    /// Why.
+    pub reason: &'static str,
+}
+
+/// Every metric of the server.
+pub struct Metrics {
+    registry: Registry,
+    /// Requests by route, method and status.
+    pub requests: Family<RequestLabels, Counter>,
+    /// Request latency by route.
+    pub latency: Family<RouteLabels, Histogram>,
+    /// Tokens minted by type.
+    pub minted: Family<TypeLabels, Counter>,
+    /// Tokens consumed by type.
+    pub consumed: Family<TypeLabels, Counter>,
+    /// Tokens revoked.
+    pub revoked: Counter,
+    /// Authentication failures by reason.
+    pub auth_failures: Family<ReasonLabels, Counter>,
+    /// Store flush latency.
+    pub flush: Histogram,
+    store_bytes: Gauge<u64, AtomicU64>,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Metrics {
+    /// A fresh set of metrics.
+    pub fn new() -> Self {
+        let mut registry = Registry::with_prefix("ozmint");
+        let requests = Family::<RequestLabels, Counter>::default();
+        let latency = Family::<RouteLabels, Histogram>::new_with_constructor(|| {
+            Histogram::new(exponential_buckets(0.000_05, 2.0, 18))
+        });
+        let minted = Family::<TypeLabels, Counter>::default();
+        let consumed = Family::<TypeLabels, Counter>::default();
+        let revoked = Counter::default();
+        let auth_failures = Family::<ReasonLabels, Counter>::default();
+        let flush = Histogram::new(exponential_buckets(0.000_05, 2.0, 18));
+        let store_bytes = Gauge::<u64, AtomicU64>::default();
+        registry.register(
+            "http_requests",
+            "HTTP requests by route, method and status",
+            requests.clone(),
+        );
+        registry.register(
+            "http_request_duration_seconds",
+            "HTTP request latency by route",
+            latency.clone(),
+        );
+        registry.register("tokens_minted", "Tokens minted by type", minted.clone());
+        registry.register(
+            "tokens_consumed",
+            "Invite tokens consumed by type",
+            consumed.clone(),
+        );
+        registry.register("tokens_revoked", "Tokens revoked", revoked.clone());
+        registry.register(
+            "auth_failures",
+            "Failed authentications by reason",
+            auth_failures.clone(),
+        );
+        registry.register(
+            "store_flush_duration_seconds",
+            "Duration of store flushes (group commits)",
+            flush.clone(),
+        );
+        registry.register(
+            "store_size_bytes",
+            "Bytes used by the store on disk",
+            store_bytes.clone(),
+        );
+        Metrics {
+            registry,
+            requests,
+            latency,
+            minted,
+            consumed,
+            revoked,
+            auth_failures,
+            flush,
+            store_bytes,
+        }
+    }
+
+    /// Records one answered request.
+    pub fn request(&self, route: &'static str, method: &str, status: u16, took: Duration) {
+        self.requests
+            .get_or_create(&RequestLabels {
+                route,
+                method: method.to_owned(),
+                status,
+            })
+            .inc();
+        self.latency
+            .get_or_create(&RouteLabels { route })
+            .observe(took.as_secs_f64());
+    }
+
+    /// Counts a minted token.
+    pub fn mint(&self, kind: TokenKind) {
+        self.minted
+            .get_or_create(&TypeLabels {
+                r#type: kind.wire_name(),
+            })
+            .inc();
+    }
+
+    /// Counts a consumed invite token.
+    pub fn consume(&self, kind: TokenKind) {
+        self.consumed
+            .get_or_create(&TypeLabels {
+                r#type: kind.wire_name(),
+            })
+            .inc();
+    }
+
+    /// Counts a failed authentication.
+    pub fn auth_failure(&self, reason: &'static str) {
+        self.auth_failures
+            .get_or_create(&ReasonLabels { reason })
+            .inc();
+    }
+
+    /// The metrics as OpenMetrics text, with store gauges read now.
+    pub fn render(&self, store: &Store) -> String {
+        self.store_bytes.set(store.size_on_disk());
+        let mut out = String::new();
+        // Writing into a String cannot fail.
+        let _ = encode(&mut out, &self.registry);
+        out
+    }
+}
