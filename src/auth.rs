@@ -318,6 +318,12 @@ pub enum Action {
     ListProviders,
     /// Rotate, retire and list root keys; manage any token.
     ManageKeys,
+    /// Something needing a group privilege, or else the zone privilege if any.
+    Group(Id, GroupPrivilege, Option<ZonePrivilege>),
+    /// Something needing a space privilege, or else the zone privilege if any.
+    Space(Id, SpacePrivilege, Option<ZonePrivilege>),
+    /// Something needing a zone privilege.
+    Zone(ZonePrivilege),
 }
 
 fn zone_of(store: &Store, user: &Id) -> Result<crate::model::ZonePrivileges> {
@@ -356,6 +362,15 @@ pub fn allowed(store: &Store, subject: &Subject, action: Action) -> Result<bool>
         Action::CreateProvider => zone.contains(ZonePrivilege::ProvidersCreate),
         Action::ListProviders => zone.contains(ZonePrivilege::ListProviders),
         Action::ManageKeys => zone.contains(ZonePrivilege::TokensManage),
+        Action::Group(group, p, z) => {
+            z.is_some_and(|z| zone.contains(z))
+                || store.effective_group_privileges(user, &group)?.contains(p)
+        }
+        Action::Space(space, p, z) => {
+            z.is_some_and(|z| zone.contains(z))
+                || store.effective_space_privileges(user, &space)?.contains(p)
+        }
+        Action::Zone(z) => zone.contains(z),
     })
 }
 

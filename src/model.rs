@@ -158,8 +158,8 @@ privileges!(
 
 privileges!(
     /// Zone-level (administrator) privileges of a user: the rc14 list, the two
-    /// relationship privileges of later releases, and three ozmint extensions
-    /// (`oz_users_create`, `oz_providers_create`, `oz_tokens_manage`).
+    /// relationship privileges of later releases, and four ozmint extensions
+    /// (`oz_users_create`, `oz_providers_create`, `oz_tokens_manage`, `oz_backup`).
     ZonePrivilege {
         AddMemberToSpace => "add_member_to_space",
         ListGroups => "list_groups",
@@ -190,6 +190,7 @@ privileges!(
         UsersCreate => "oz_users_create",
         ProvidersCreate => "oz_providers_create",
         TokensManage => "oz_tokens_manage",
+        Backup => "oz_backup",
     }
 );
 

@@ -193,6 +193,7 @@ pub async fn start(
         max_json_depth: config.limits.max_json_depth,
         metrics,
         ready: AtomicBool::new(false),
+        backup_dir: config.data_dir.join("backups"),
     });
     let tls = if config.tls.enabled {
         Some(

@@ -472,6 +472,25 @@ async fn wrong_password_and_unknown_user_are_401_malformed_basic_is_400() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn passwords_with_colons_and_non_ascii_characters_authenticate() {
+    let s = start_demo().await;
+    let zone: ZonePrivileges = [ZonePrivilege::SpacesAddRelationships]
+        .into_iter()
+        .collect();
+    s.add_user("colon", "a:b:c", zone).await;
+    s.add_user("unicode", "pässwörd ✓", zone).await;
+    expect_token(s.space_token_as(DEMO_SPACE, ("colon", "a:b:c")).await).await;
+    expect_token(
+        s.space_token_as(DEMO_SPACE, ("unicode", "pässwörd ✓"))
+            .await,
+    )
+    .await;
+    assert_error(s.space_token_as(DEMO_SPACE, ("colon", "a:b")).await, 401).await;
+    assert_error(s.space_token_as(DEMO_SPACE, ("colon", "a")).await, 401).await;
+    s.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_bad_token_in_x_auth_token_is_401_invalid_token() {
     let s = start_demo().await;
     // A valid space support token is not an access token either.

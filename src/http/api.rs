@@ -49,6 +49,7 @@ pub(super) async fn dispatch(
         }
     };
     let method = req.method().clone();
+    let query = req.uri().query().map(str::to_owned);
     let body = req.into_body();
     use Endpoint::*;
     match ep {
@@ -279,6 +280,23 @@ pub(super) async fn dispatch(
                 &json!({ "keys": app.minter.keys().list() }),
             ))
         }
+        admin @ (Users
+        | UserById(_)
+        | UserPrivileges(_)
+        | Me
+        | MyPassword
+        | MyGroups
+        | MySpaces
+        | Groups
+        | Spaces
+        | Container(..)
+        | MemberList(..)
+        | Member(..)
+        | MemberPrivileges(..)
+        | EffectiveUsers(..)
+        | EffectiveUserPrivileges(..)
+        | EffectiveChildren(_)
+        | Backup) => super::admin::dispatch(app, admin, subject, method, query, body).await,
         KeyRetire(kid) => {
             require(app, &subject, Action::ManageKeys)?;
             let kid: u32 = kid

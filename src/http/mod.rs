@@ -7,6 +7,7 @@
 //! - this module: the request pipeline (request id, credentials, dispatch, log line)
 //!   and the handlers.
 
+mod admin;
 mod api;
 pub mod error;
 pub mod routes;
@@ -50,6 +51,8 @@ pub struct App {
     pub max_json_depth: usize,
     /// Metrics.
     pub metrics: Arc<Metrics>,
+    /// Where `POST /backup` writes consistent copies of the store.
+    pub backup_dir: std::path::PathBuf,
     /// False until the store is open and again once shutdown begins.
     pub ready: AtomicBool,
 }

@@ -49,6 +49,62 @@ pub enum Endpoint {
     Keys,
     /// `POST /keys/{kid}/retire` (ozmint).
     KeyRetire(String),
+    /// `GET|POST /users` (POST: ozmint).
+    Users,
+    /// `GET|DELETE /users/{id}`.
+    UserById(String),
+    /// `GET|PATCH /users/{id}/privileges` (zone privileges).
+    UserPrivileges(String),
+    /// `GET /user`.
+    Me,
+    /// `PATCH /user/password`.
+    MyPassword,
+    /// `GET|POST /user/groups`.
+    MyGroups,
+    /// `GET|POST /user/spaces`.
+    MySpaces,
+    /// `GET|POST /groups`.
+    Groups,
+    /// `GET|POST /spaces`.
+    Spaces,
+    /// `GET|PATCH|DELETE /groups/{id}` or `/spaces/{id}`.
+    Container(Container, String),
+    /// `GET /groups/{id}/users` and the like.
+    MemberList(Members, String),
+    /// `GET|PUT|DELETE /groups/{id}/users/{uid}` and the like.
+    Member(Members, String, String),
+    /// `GET|PATCH /groups/{id}/users/{uid}/privileges` and the like.
+    MemberPrivileges(Members, String, String),
+    /// `GET /groups/{id}/effective_users` or `/spaces/{id}/effective_users`.
+    EffectiveUsers(Container, String),
+    /// `GET /groups/{id}/effective_users/{uid}/privileges` and the space one.
+    EffectiveUserPrivileges(Container, String, String),
+    /// `GET /groups/{id}/effective_children`.
+    EffectiveChildren(String),
+    /// `POST /backup` (ozmint): a consistent copy of the store.
+    Backup,
+}
+
+/// A container of members.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Container {
+    /// A group.
+    Group,
+    /// A space.
+    Space,
+}
+
+/// A membership relation as seen from its container.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Members {
+    /// `/groups/{id}/users`.
+    GroupUsers,
+    /// `/groups/{id}/children`.
+    GroupChildren,
+    /// `/spaces/{id}/users`.
+    SpaceUsers,
+    /// `/spaces/{id}/groups`.
+    SpaceGroups,
 }
 
 impl Endpoint {
@@ -59,12 +115,32 @@ impl Endpoint {
         const POST: &[Method] = &[Method::POST];
         const DELETE: &[Method] = &[Method::DELETE];
         const GET_POST: &[Method] = &[Method::GET, Method::POST];
+        const GET_DELETE: &[Method] = &[Method::GET, Method::DELETE];
+        const GET_PATCH: &[Method] = &[Method::GET, Method::PATCH];
+        const GET_PATCH_DELETE: &[Method] = &[Method::GET, Method::PATCH, Method::DELETE];
+        const GET_PUT_DELETE: &[Method] = &[Method::GET, Method::PUT, Method::DELETE];
+        const PATCH: &[Method] = &[Method::PATCH];
         match self {
             SpaceSupportToken(_) | ProviderSpaceSupport | ProviderSpaces | TokenExamine
-            | KeyRetire(_) => POST,
-            GroupSpaceToken(_) | SpaceProviders(_) | SpaceTokens(_) | GroupTokens(_) => GET,
+            | KeyRetire(_) | Backup => POST,
+            GroupSpaceToken(_)
+            | SpaceProviders(_)
+            | SpaceTokens(_)
+            | GroupTokens(_)
+            | Me
+            | MemberList(..)
+            | EffectiveUsers(..)
+            | EffectiveUserPrivileges(..)
+            | EffectiveChildren(_) => GET,
             ClientToken(_) | Token(_) => DELETE,
-            ClientTokens | Providers | Keys => GET_POST,
+            ClientTokens | Providers | Keys | Users | MyGroups | MySpaces | Groups | Spaces => {
+                GET_POST
+            }
+            UserById(_) => GET_DELETE,
+            UserPrivileges(_) | MemberPrivileges(..) => GET_PATCH,
+            MyPassword => PATCH,
+            Container(..) => GET_PATCH_DELETE,
+            Member(..) => GET_PUT_DELETE,
         }
     }
 
@@ -86,6 +162,45 @@ impl Endpoint {
             TokenExamine => "/tokens/examine",
             Keys => "/keys",
             KeyRetire(_) => "/keys/{kid}/retire",
+            Users => "/users",
+            UserById(_) => "/users/{id}",
+            UserPrivileges(_) => "/users/{id}/privileges",
+            Me => "/user",
+            MyPassword => "/user/password",
+            MyGroups => "/user/groups",
+            MySpaces => "/user/spaces",
+            Groups => "/groups",
+            Spaces => "/spaces",
+            Container(self::Container::Group, _) => "/groups/{id}",
+            Container(self::Container::Space, _) => "/spaces/{id}",
+            MemberList(m, _) => match m {
+                Members::GroupUsers => "/groups/{id}/users",
+                Members::GroupChildren => "/groups/{id}/children",
+                Members::SpaceUsers => "/spaces/{id}/users",
+                Members::SpaceGroups => "/spaces/{id}/groups",
+            },
+            Member(m, ..) => match m {
+                Members::GroupUsers => "/groups/{id}/users/{uid}",
+                Members::GroupChildren => "/groups/{id}/children/{cid}",
+                Members::SpaceUsers => "/spaces/{id}/users/{uid}",
+                Members::SpaceGroups => "/spaces/{id}/groups/{gid}",
+            },
+            MemberPrivileges(m, ..) => match m {
+                Members::GroupUsers => "/groups/{id}/users/{uid}/privileges",
+                Members::GroupChildren => "/groups/{id}/children/{cid}/privileges",
+                Members::SpaceUsers => "/spaces/{id}/users/{uid}/privileges",
+                Members::SpaceGroups => "/spaces/{id}/groups/{gid}/privileges",
+            },
+            EffectiveUsers(self::Container::Group, _) => "/groups/{id}/effective_users",
+            EffectiveUsers(self::Container::Space, _) => "/spaces/{id}/effective_users",
+            EffectiveUserPrivileges(self::Container::Group, ..) => {
+                "/groups/{id}/effective_users/{uid}/privileges"
+            }
+            EffectiveUserPrivileges(self::Container::Space, ..) => {
+                "/spaces/{id}/effective_users/{uid}/privileges"
+            }
+            EffectiveChildren(_) => "/groups/{id}/effective_children",
+            Backup => "/backup",
         }
     }
 }
@@ -142,6 +257,40 @@ pub fn resolve(segs: &[String]) -> Option<Endpoint> {
         ["tokens", tid] => Token(own(tid)),
         ["keys"] => Keys,
         ["keys", kid, "retire"] => KeyRetire(own(kid)),
+        ["users"] => Users,
+        ["users", id] => UserById(own(id)),
+        ["users", id, "privileges"] => UserPrivileges(own(id)),
+        ["user"] => Me,
+        ["user", "password"] => MyPassword,
+        ["user", "groups"] => MyGroups,
+        ["user", "spaces"] => MySpaces,
+        ["groups"] => Groups,
+        ["spaces"] => Spaces,
+        ["groups", id] => Container(self::Container::Group, own(id)),
+        ["spaces", id] => Container(self::Container::Space, own(id)),
+        ["groups", id, "effective_users"] => EffectiveUsers(self::Container::Group, own(id)),
+        ["spaces", id, "effective_users"] => EffectiveUsers(self::Container::Space, own(id)),
+        ["groups", id, "effective_users", uid, "privileges"] => {
+            EffectiveUserPrivileges(self::Container::Group, own(id), own(uid))
+        }
+        ["spaces", id, "effective_users", uid, "privileges"] => {
+            EffectiveUserPrivileges(self::Container::Space, own(id), own(uid))
+        }
+        ["groups", id, "effective_children"] => EffectiveChildren(own(id)),
+        ["backup"] => Backup,
+        [c, id, m] => MemberList(members(c, m)?, own(id)),
+        [c, id, m, mid] => Member(members(c, m)?, own(id), own(mid)),
+        [c, id, m, mid, "privileges"] => MemberPrivileges(members(c, m)?, own(id), own(mid)),
+        _ => return None,
+    })
+}
+
+fn members(container: &str, member: &str) -> Option<Members> {
+    Some(match (container, member) {
+        ("groups", "users") => Members::GroupUsers,
+        ("groups", "children") => Members::GroupChildren,
+        ("spaces", "users") => Members::SpaceUsers,
+        ("spaces", "groups") => Members::SpaceGroups,
         _ => return None,
     })
 }

@@ -15,6 +15,7 @@
 mod dataset;
 mod engine;
 mod entities;
+mod maintenance;
 mod mem_engine;
 mod relations;
 mod sled_engine;

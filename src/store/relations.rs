@@ -312,6 +312,30 @@ impl Store {
         Ok(self.user_reach(user)?.contains(group))
     }
 
+    /// Every user who belongs to `group` directly or through its descendants.
+    pub fn effective_group_users(&self, group: &Id) -> Result<std::collections::BTreeSet<Id>> {
+        let mut users = std::collections::BTreeSet::new();
+        for g in self.descendants_of_group(group)? {
+            for k in self.scan_keys(TreeName::GroupUsers, g.as_bytes())? {
+                users.insert(key_id(TreeName::GroupUsers, &k[32..])?);
+            }
+        }
+        Ok(users)
+    }
+
+    /// Every user who belongs to `space` directly or through its groups.
+    pub fn effective_space_users(&self, space: &Id) -> Result<std::collections::BTreeSet<Id>> {
+        let mut users = std::collections::BTreeSet::new();
+        for k in self.scan_keys(TreeName::SpaceUsers, space.as_bytes())? {
+            users.insert(key_id(TreeName::SpaceUsers, &k[32..])?);
+        }
+        for k in self.scan_keys(TreeName::SpaceGroups, space.as_bytes())? {
+            let g = key_id(TreeName::SpaceGroups, &k[32..])?;
+            users.extend(self.effective_group_users(&g)?);
+        }
+        Ok(users)
+    }
+
     /// Every group below `group` (children, their children, ...), including it.
     pub fn descendants_of_group(&self, group: &Id) -> Result<HashSet<Id>> {
         let mut seen: HashSet<Id> = HashSet::new();
