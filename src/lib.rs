@@ -7,6 +7,7 @@
 //! - [`auth`]: who is calling (Basic, tokens) and what they may do.
 //! - [`http`]: the HTTPS front end (hyper 1, rustls).
 //! - [`metrics`]: Prometheus metrics.
+//! - [`client`]: a client of the REST API (the admin CLI).
 //! - [`config`]: settings from defaults, file, environment and flags.
 //! - [`serve`]: starting and stopping a server.
 //! - [`error`]: library errors.
@@ -14,6 +15,7 @@
 #![warn(missing_docs)]
 
 pub mod auth;
+pub mod client;
 pub mod codec;
 pub mod config;
 pub mod error;

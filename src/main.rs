@@ -6,6 +6,8 @@ use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
 
+mod admin_cli;
+
 use ozmint::config::{Config, LogFormat};
 use ozmint::serve::{self, Bootstrap};
 
@@ -33,6 +35,54 @@ enum Command {
     },
     /// Write the whole store (without tokens and keys) as a data set to standard output.
     Export {
+        #[command(flatten)]
+        store: StoreArgs,
+    },
+    /// Administer a running server through its REST API.
+    Admin {
+        #[command(flatten)]
+        conn: admin_cli::Conn,
+        #[command(subcommand)]
+        cmd: admin_cli::Admin,
+    },
+    /// Take a consistent copy of a running server's store (same as `admin backup`).
+    Backup {
+        #[command(flatten)]
+        conn: admin_cli::Conn,
+    },
+    /// Restore a backup (a directory written by `backup`) into a new data directory.
+    Restore {
+        /// The backup directory.
+        backup: PathBuf,
+        #[command(flatten)]
+        store: StoreArgs,
+    },
+    /// Check a stopped store for broken invariants; exit 1 if any.
+    Check {
+        #[command(flatten)]
+        store: StoreArgs,
+    },
+    /// Manage the root keys of a stopped store (use `admin keys` while it runs).
+    #[command(subcommand)]
+    Keys(OfflineKeys),
+}
+
+#[derive(Subcommand)]
+enum OfflineKeys {
+    /// List root keys.
+    List {
+        #[command(flatten)]
+        store: StoreArgs,
+    },
+    /// Add a new current root key.
+    Rotate {
+        #[command(flatten)]
+        store: StoreArgs,
+    },
+    /// Retire a key: tokens signed with it stop verifying.
+    Retire {
+        /// Key id.
+        id: u32,
         #[command(flatten)]
         store: StoreArgs,
     },
@@ -132,15 +182,137 @@ fn main() -> ExitCode {
         }),
         Command::Export { store } => offline(&store, |_, st| {
             let set = st.export().map_err(|e| e.to_string())?;
-            println!("{}", set.to_json());
+            out(&set.to_json());
             Ok(())
         }),
+        Command::Admin { conn, cmd } => client(admin_cli::run(conn, cmd)),
+        Command::Backup { conn } => client(admin_cli::run(conn, admin_cli::Admin::Backup)),
+        Command::Restore { backup, store } => restore(&backup, &store),
+        Command::Check { store } => offline(&store, |_, st| {
+            let problems = st.check().map_err(|e| e.to_string())?;
+            for p in &problems {
+                out(p);
+            }
+            if problems.is_empty() {
+                out("store is consistent");
+                Ok(())
+            } else {
+                Err(format!("{} problem(s) found", problems.len()))
+            }
+        }),
+        Command::Keys(k) => {
+            let (store, op): (
+                &StoreArgs,
+                Box<dyn FnOnce(&ozmint::token::KeyRing) -> ozmint::Result<String>>,
+            ) = match &k {
+                OfflineKeys::List { store } => (store, Box::new(|_| Ok(String::new()))),
+                OfflineKeys::Rotate { store } => (
+                    store,
+                    Box::new(|r| r.rotate().map(|id| format!("rotated: key {id} is current"))),
+                ),
+                OfflineKeys::Retire { id, store } => {
+                    let id = *id;
+                    (
+                        store,
+                        Box::new(move |r| r.retire(id).map(|_| format!("retired key {id}"))),
+                    )
+                }
+            };
+            offline(store, |_, st| {
+                let ring = ozmint::token::KeyRing::load(st.clone()).map_err(|e| e.to_string())?;
+                let msg = op(&ring).map_err(|e| e.to_string())?;
+                if !msg.is_empty() {
+                    eprintln!("{msg}");
+                }
+                out(&serde_json::to_string_pretty(&ring.list()).unwrap_or_default());
+                Ok(())
+            })
+        }
+    }
+}
+
+/// Prints a line on stdout; a closed pipe (`ozmint export | head`) is not an error.
+pub fn out(text: &str) {
+    use std::io::Write;
+    let mut stdout = std::io::stdout().lock();
+    let _ = writeln!(stdout, "{text}").and_then(|_| stdout.flush());
+}
+
+/// Runs an async client command on a small runtime.
+fn client(fut: impl std::future::Future<Output = Result<(), String>>) -> ExitCode {
+    let rt = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("ozmint: {e}");
+            return ExitCode::from(EXIT_RUNTIME);
+        }
+    };
+    match rt.block_on(fut) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("ozmint: {e}");
+            ExitCode::from(EXIT_RUNTIME)
+        }
+    }
+}
+
+fn restore(backup: &std::path::Path, store: &StoreArgs) -> ExitCode {
+    let config = match load(store, Vec::new()) {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
+    let target = config.data_dir.join("store");
+    let result = (|| {
+        if target.exists() {
+            return Err(format!(
+                "{} already holds a store; restore into a new data directory",
+                config.data_dir.display()
+            ));
+        }
+        let src = ozmint::Store::open(
+            backup,
+            &ozmint::store::SledOptions::default(),
+            ozmint::Durability::Durable,
+        )
+        .map_err(|e| format!("cannot open backup {}: {e}", backup.display()))?;
+        serve::create_private_dir(&config.data_dir).map_err(|e| e.to_string())?;
+        src.backup_to(&target).map_err(|e| e.to_string())?;
+        let problems = ozmint::Store::open(
+            &target,
+            &ozmint::store::SledOptions::default(),
+            ozmint::Durability::Durable,
+        )
+        .and_then(|s| s.check())
+        .map_err(|e| e.to_string())?;
+        if !problems.is_empty() {
+            return Err(format!(
+                "restored store has {} problem(s): {}",
+                problems.len(),
+                problems.join("; ")
+            ));
+        }
+        eprintln!(
+            "restored {} into {}",
+            backup.display(),
+            config.data_dir.display()
+        );
+        Ok(())
+    })();
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("ozmint: {e}");
+            ExitCode::from(EXIT_RUNTIME)
+        }
     }
 }
 
 fn offline(
     store: &StoreArgs,
-    f: impl FnOnce(&Config, &ozmint::Store) -> Result<(), String>,
+    f: impl FnOnce(&Config, &std::sync::Arc<ozmint::Store>) -> Result<(), String>,
 ) -> ExitCode {
     let config = match load(store, Vec::new()) {
         Ok(c) => c,
