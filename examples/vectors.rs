@@ -303,7 +303,10 @@ fn write(dir: &Path, name: &str, contents: &str) {
     let path = dir.join(name);
     std::fs::write(&path, contents)
         .unwrap_or_else(|e| panic!("cannot write {}: {e}", path.display()));
-    println!("wrote {} ({} bytes)", path.display(), contents.len());
+    let shown = path
+        .strip_prefix(env!("CARGO_MANIFEST_DIR"))
+        .unwrap_or(&path);
+    println!("wrote {} ({} bytes)", shown.display(), contents.len());
 }
 
 fn main() {

@@ -11,6 +11,7 @@
 
 use std::collections::HashMap;
 use std::fmt;
+use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -152,6 +153,13 @@ pub struct AuthConfig {
     pub cache_ttl: Duration,
     /// How many verified credentials are remembered at most.
     pub cache_entries: usize,
+    /// Failed password checks for one user name within `window` before that
+    /// name is throttled; an address is throttled after ten times as many.
+    pub max_failures: u32,
+    /// The counting window and the throttling period.
+    pub window: Duration,
+    /// Password hashes computed at once (each takes ~19 MiB and a core).
+    pub max_concurrent_hashes: usize,
 }
 
 impl Default for AuthConfig {
@@ -159,7 +167,83 @@ impl Default for AuthConfig {
         AuthConfig {
             cache_ttl: Duration::from_secs(300),
             cache_entries: 10_000,
+            max_failures: 10,
+            window: Duration::from_secs(60),
+            max_concurrent_hashes: 4,
         }
+    }
+}
+
+/// How many times the per-user limit an address may fail.
+pub const ADDRESS_FACTOR: u32 = 10;
+
+/// Most keys each throttle table keeps before it forgets expired ones.
+const THROTTLE_KEYS: usize = 100_000;
+
+#[derive(Clone, Copy)]
+struct Bucket {
+    failures: u32,
+    since: Instant,
+}
+
+/// Failed-login counters per user name and per client address.
+struct Throttle {
+    max: u32,
+    window: Duration,
+    users: Mutex<HashMap<String, Bucket>>,
+    addrs: Mutex<HashMap<IpAddr, Bucket>>,
+}
+
+fn over<K: std::hash::Hash + Eq>(
+    map: &Mutex<HashMap<K, Bucket>>,
+    key: &K,
+    max: u32,
+    window: Duration,
+) -> Option<u64> {
+    let map = map.lock();
+    let b = map.get(key)?;
+    let age = b.since.elapsed();
+    (b.failures >= max && age < window).then(|| (window - age).as_secs().max(1))
+}
+
+fn bump<K: std::hash::Hash + Eq>(map: &Mutex<HashMap<K, Bucket>>, key: K, window: Duration) {
+    let mut map = map.lock();
+    if map.len() >= THROTTLE_KEYS {
+        map.retain(|_, b| b.since.elapsed() < window);
+    }
+    let b = map.entry(key).or_insert(Bucket {
+        failures: 0,
+        since: Instant::now(),
+    });
+    if b.since.elapsed() >= window {
+        *b = Bucket {
+            failures: 0,
+            since: Instant::now(),
+        };
+    }
+    b.failures += 1;
+}
+
+impl Throttle {
+    /// `Some(seconds)` to wait if the user name or the address is throttled.
+    fn check(&self, user: &str, addr: IpAddr) -> Option<u64> {
+        over(&self.users, &user.to_owned(), self.max, self.window).or_else(|| {
+            over(
+                &self.addrs,
+                &addr,
+                self.max.saturating_mul(ADDRESS_FACTOR),
+                self.window,
+            )
+        })
+    }
+
+    fn failed(&self, user: &str, addr: IpAddr) {
+        bump(&self.users, user.to_owned(), self.window);
+        bump(&self.addrs, addr, self.window);
+    }
+
+    fn succeeded(&self, user: &str) {
+        self.users.lock().remove(user);
     }
 }
 
@@ -168,6 +252,8 @@ pub struct Authenticator {
     store: Arc<Store>,
     minter: Arc<Minter>,
     cache: CredCache,
+    throttle: Throttle,
+    hashing: tokio::sync::Semaphore,
 }
 
 impl Authenticator {
@@ -177,29 +263,53 @@ impl Authenticator {
             store: minter.store().clone(),
             minter,
             cache: CredCache::new(config.cache_ttl, config.cache_entries),
+            throttle: Throttle {
+                max: config.max_failures.max(1),
+                window: config.window,
+                users: Mutex::new(HashMap::new()),
+                addrs: Mutex::new(HashMap::new()),
+            },
+            hashing: tokio::sync::Semaphore::new(config.max_concurrent_hashes.max(1)),
         }
     }
 
-    /// Authenticates a request. Argon2 runs on tokio's blocking pool.
+    /// Authenticates a request from `peer`. Credentials already verified
+    /// (cached) pass at once; others are refused while their user name or
+    /// address is throttled, and otherwise checked with argon2 on tokio's
+    /// blocking pool, at most `max_concurrent_hashes` at a time.
     pub async fn authenticate(
         self: &Arc<Self>,
         creds: Option<Credentials>,
+        peer: IpAddr,
     ) -> Result<Subject, AuthFailure> {
-        match creds {
-            None => Err(AuthFailure::Auth(AuthError::Missing)),
-            Some(Credentials::Token(t)) => self.token_subject(&t),
-            Some(Credentials::Basic { user, password }) => {
-                if let Some(id) = self.cached(&user, &password)? {
-                    return Ok(Subject::User(id));
-                }
-                let this = self.clone();
-                tokio::task::spawn_blocking(move || this.check_password(&user, &password))
-                    .await
-                    .map_err(|_| {
-                        AuthFailure::Internal(Error::Invalid("password check panicked".into()))
-                    })?
-            }
+        let (user, password) = match creds {
+            None => return Err(AuthFailure::Auth(AuthError::Missing)),
+            Some(Credentials::Token(t)) => return self.token_subject(&t),
+            Some(Credentials::Basic { user, password }) => (user, password),
+        };
+        if let Some(id) = self.cached(&user, &password)? {
+            return Ok(Subject::User(id));
         }
+        if let Some(wait) = self.throttle.check(&user, peer) {
+            return Err(AuthFailure::Throttled(wait));
+        }
+        let internal = |what: &str| AuthFailure::Internal(Error::Invalid(what.into()));
+        let _permit = self
+            .hashing
+            .acquire()
+            .await
+            .map_err(|_| internal("authenticator closed"))?;
+        let this = self.clone();
+        let name = user.clone();
+        let res = tokio::task::spawn_blocking(move || this.check_password(&name, &password))
+            .await
+            .map_err(|_| internal("password check panicked"))?;
+        match &res {
+            Ok(_) => self.throttle.succeeded(&user),
+            Err(AuthFailure::Auth(_)) => self.throttle.failed(&user, peer),
+            Err(_) => {}
+        }
+        res
     }
 
     /// Authenticates with a password on the calling thread (blocking).
@@ -292,6 +402,8 @@ impl Authenticator {
 pub enum AuthFailure {
     /// The credentials were refused.
     Auth(AuthError),
+    /// Too many failed logins for this user name or address: retry after so many seconds.
+    Throttled(u64),
     /// The store failed while checking them.
     Internal(Error),
 }
@@ -386,5 +498,112 @@ pub fn may_manage_token(store: &Store, subject: &Subject, rec: &TokenRecord) -> 
         TokenKind::SpaceCreate => allowed(store, subject, Action::CreateSpaceToken(rec.target)),
         TokenKind::Access => Ok(*subject == Subject::User(rec.target)),
         TokenKind::Provider => Ok(*subject == Subject::Provider(rec.target)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::ZonePrivileges;
+    use crate::token::MinterConfig;
+
+    fn setup(max_failures: u32) -> (Arc<Authenticator>, Arc<Store>) {
+        let store = Arc::new(Store::memory());
+        for (name, pw) in [("alice", "right"), ("bob", "bobpw")] {
+            store
+                .create_user(name, hash_password(pw).unwrap(), ZonePrivileges::empty())
+                .unwrap();
+        }
+        let minter = Arc::new(Minter::new(store.clone(), MinterConfig::default()).unwrap());
+        let config = AuthConfig {
+            max_failures,
+            ..AuthConfig::default()
+        };
+        (Arc::new(Authenticator::new(minter, &config)), store)
+    }
+
+    fn basic(user: &str, password: &str) -> Option<Credentials> {
+        Some(Credentials::Basic {
+            user: user.into(),
+            password: password.into(),
+        })
+    }
+
+    const ATTACKER: IpAddr = IpAddr::V4(std::net::Ipv4Addr::new(127, 0, 0, 9));
+
+    #[tokio::test]
+    async fn failed_logins_throttle_the_name_but_not_other_users() {
+        let (auth, _) = setup(3);
+        // alice logs in once: her verified credentials are cached.
+        auth.authenticate(basic("alice", "right"), ATTACKER)
+            .await
+            .unwrap();
+        for _ in 0..3 {
+            let e = auth
+                .authenticate(basic("alice", "guess"), ATTACKER)
+                .await
+                .unwrap_err();
+            assert!(
+                matches!(e, AuthFailure::Auth(AuthError::BadPassword)),
+                "{e:?}"
+            );
+        }
+        // The name is throttled now, even for the right password from the cache-miss path...
+        let e = auth
+            .authenticate(basic("alice", "guess"), ATTACKER)
+            .await
+            .unwrap_err();
+        assert!(matches!(e, AuthFailure::Throttled(s) if s >= 1), "{e:?}");
+        // ...but alice's already verified credentials still work,
+        assert!(auth
+            .authenticate(basic("alice", "right"), ATTACKER)
+            .await
+            .is_ok());
+        // and bob, from the same address, is unaffected.
+        assert!(auth
+            .authenticate(basic("bob", "bobpw"), ATTACKER)
+            .await
+            .is_ok());
+    }
+
+    #[tokio::test]
+    async fn an_address_is_throttled_after_many_failures_across_names() {
+        let (auth, _) = setup(1);
+        for i in 0..ADDRESS_FACTOR {
+            let e = auth
+                .authenticate(basic(&format!("nobody{i}"), "x"), ATTACKER)
+                .await
+                .unwrap_err();
+            assert!(matches!(e, AuthFailure::Auth(_)), "{e:?}");
+        }
+        let e = auth
+            .authenticate(basic("bob", "bobpw"), ATTACKER)
+            .await
+            .unwrap_err();
+        assert!(matches!(e, AuthFailure::Throttled(_)), "{e:?}");
+        let elsewhere: IpAddr = "127.0.0.10".parse().unwrap();
+        assert!(auth
+            .authenticate(basic("bob", "bobpw"), elsewhere)
+            .await
+            .is_ok());
+    }
+
+    #[tokio::test]
+    async fn a_password_change_invalidates_cached_credentials() {
+        let (auth, store) = setup(10);
+        let here: IpAddr = "127.0.0.1".parse().unwrap();
+        auth.authenticate(basic("alice", "right"), here)
+            .await
+            .unwrap();
+        let (id, _) = store.user_by_name("alice").unwrap().unwrap();
+        let new_hash = hash_password("new").unwrap();
+        store
+            .update_user(&id, |u| u.password_hash = new_hash)
+            .unwrap();
+        assert!(auth
+            .authenticate(basic("alice", "right"), here)
+            .await
+            .is_err());
+        assert!(auth.authenticate(basic("alice", "new"), here).await.is_ok());
     }
 }

@@ -178,6 +178,9 @@ pub async fn start(
         &AuthConfig {
             cache_ttl: Duration::from_secs(config.cache.credentials_ttl_secs),
             cache_entries: config.cache.credentials_entries,
+            max_failures: config.limits.login_failures,
+            window: Duration::from_secs(config.limits.login_window_secs),
+            ..AuthConfig::default()
         },
     ));
     let metrics = Arc::new(Metrics::new());
@@ -295,7 +298,7 @@ async fn purge_expired(store: Arc<Store>, stop: impl Future<Output = ()>) {
                 tokio::task::spawn_blocking(move || s.purge_expired(crate::model::now(), 1000))
                     .await;
             match purged {
-                Ok(Ok(n)) if n == 1000 => continue,
+                Ok(Ok(1000)) => continue,
                 Ok(Ok(n)) => {
                     if n > 0 {
                         tracing::debug!(purged = n, "expired token records purged");

@@ -33,9 +33,10 @@ pub(super) async fn dispatch(
     app: &Arc<App>,
     ep: Endpoint,
     req: Request<Incoming>,
+    peer: std::net::IpAddr,
 ) -> Result<Resp, ApiError> {
     let creds = credentials(req.headers())?;
-    let subject = match app.auth.authenticate(creds).await {
+    let subject = match app.auth.authenticate(creds, peer).await {
         Ok(s) => s,
         Err(e) => {
             if let AuthFailure::Auth(a) = &e {
@@ -44,6 +45,8 @@ pub(super) async fn dispatch(
                     AuthError::BadPassword => "password",
                     AuthError::BadToken(_) | AuthError::Gone => "token",
                 });
+            } else if let AuthFailure::Throttled(_) = &e {
+                app.metrics.auth_failure("throttled");
             }
             return Err(e.into());
         }

@@ -146,6 +146,15 @@ impl From<AuthFailure> for ApiError {
     fn from(f: AuthFailure) -> Self {
         match f {
             AuthFailure::Internal(e) => Self::from(e),
+            AuthFailure::Throttled(wait) => {
+                let mut e = Self::new(
+                    StatusCode::TOO_MANY_REQUESTS,
+                    "too_many_requests",
+                    "Too many failed logins; try again later.",
+                );
+                e.retry_after = Some(wait);
+                e
+            }
             AuthFailure::Auth(a) => {
                 let (code, text) = match a {
                     AuthError::Missing => ("unauthorized", "Authentication required.".to_string()),

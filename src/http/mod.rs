@@ -82,7 +82,7 @@ pub async fn handle(app: Arc<App>, req: Request<Incoming>, conn: ConnInfo) -> Re
             Err(e) => Err(e),
             Ok(ep) => {
                 template = ep.template();
-                api::dispatch(&app, ep, req).await
+                api::dispatch(&app, ep, req, conn.peer.ip()).await
             }
         },
     };

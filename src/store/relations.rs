@@ -112,11 +112,14 @@ impl<T: Serialize> Relation<T> {
     }
 }
 
+/// The groups a user reaches, with the graph generation they were computed at.
+type Reach = (u64, Arc<[Id]>);
+
 /// Per-user cache of reached groups, invalidated by a generation counter.
 #[derive(Default)]
 pub(crate) struct GraphCache {
     generation: AtomicU64,
-    reach: Mutex<HashMap<Id, (u64, Arc<[Id]>)>>,
+    reach: Mutex<HashMap<Id, Reach>>,
 }
 
 /// Entries kept before the cache is cleared wholesale.
