@@ -281,14 +281,14 @@ impl Authenticator {
         self: &Arc<Self>,
         creds: Option<Credentials>,
         peer: IpAddr,
-    ) -> Result<Subject, AuthFailure> {
+    ) -> Result<Caller, AuthFailure> {
         let (user, password) = match creds {
             None => return Err(AuthFailure::Auth(AuthError::Missing)),
             Some(Credentials::Token(t)) => return self.token_subject(&t),
             Some(Credentials::Basic { user, password }) => (user, password),
         };
         if let Some(id) = self.cached(&user, &password)? {
-            return Ok(Subject::User(id));
+            return Ok(Caller::full(Subject::User(id)));
         }
         if let Some(wait) = self.throttle.check(&user, peer) {
             return Err(AuthFailure::Throttled(wait));
@@ -309,7 +309,7 @@ impl Authenticator {
             Err(AuthFailure::Auth(_)) => self.throttle.failed(&user, peer),
             Err(_) => {}
         }
-        res
+        res.map(Caller::full)
     }
 
     /// Authenticates with a password on the calling thread (blocking).
@@ -371,7 +371,7 @@ impl Authenticator {
         }
     }
 
-    fn token_subject(&self, token: &str) -> Result<Subject, AuthFailure> {
+    fn token_subject(&self, token: &str) -> Result<Caller, AuthFailure> {
         let v = self.minter.verify(token).map_err(|e| match e {
             Error::Token(t) => AuthFailure::Auth(AuthError::BadToken(t)),
             other => AuthFailure::Internal(other),
@@ -389,10 +389,38 @@ impl Authenticator {
             Subject::User(id) => self.store.user(&id)?.is_some(),
             Subject::Provider(id) => self.store.provider(&id)?.is_some(),
         };
+        // Anything beyond the two caveats the minter writes is a holder's restriction.
+        let minted = [
+            crate::token::Caveat::TokenType(v.record.kind),
+            crate::token::Caveat::TimeBefore(v.record.expires),
+        ];
+        let restricted = v.caveats.iter().any(|c| !minted.contains(c));
         if exists {
-            Ok(subject)
+            Ok(Caller {
+                subject,
+                restricted,
+            })
         } else {
             Err(AuthFailure::Auth(AuthError::Gone))
+        }
+    }
+}
+
+/// An authenticated caller.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Caller {
+    /// Who it is.
+    pub subject: Subject,
+    /// Authenticated with a token its holder attenuated (extra caveats): such a
+    /// caller must not obtain credentials that outlive or outreach the token.
+    pub restricted: bool,
+}
+
+impl Caller {
+    fn full(subject: Subject) -> Self {
+        Caller {
+            subject,
+            restricted: false,
         }
     }
 }

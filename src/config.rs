@@ -278,7 +278,7 @@ impl Config {
         }
         let config: Config = toml::Value::Table(table)
             .try_into()
-            .map_err(|e: toml::de::Error| ConfigError(e.message().to_owned()))?;
+            .map_err(|e: toml::de::Error| ConfigError(e.to_string().trim().replace('\n', " ")))?;
         config.validate()?;
         Ok(config)
     }
@@ -429,6 +429,8 @@ mod tests {
             e.to_string().contains("listen") || e.to_string().contains("address"),
             "{e}"
         );
+        let e = Config::load(None, env(&[("OZMINT_DURABILITY", "sometimes")]), &[]).unwrap_err();
+        assert!(e.to_string().contains("durability"), "{e}");
         let e = Config::load(None, env(&[("OZMINT_TOKENS__ACCESS", "0")]), &[]).unwrap_err();
         assert!(e.to_string().contains("tokens.access"), "{e}");
     }

@@ -19,6 +19,8 @@ pub mod client;
 pub mod codec;
 pub mod config;
 pub mod error;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod http;
 pub mod metrics;
 pub mod model;

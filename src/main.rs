@@ -67,6 +67,9 @@ enum Command {
     Keys(OfflineKeys),
 }
 
+/// An offline root-key operation; returns what to tell the operator.
+type KeyOp = Box<dyn FnOnce(&ozmint::token::KeyRing) -> ozmint::Result<String>>;
+
 #[derive(Subcommand)]
 enum OfflineKeys {
     /// List root keys.
@@ -201,10 +204,7 @@ fn main() -> ExitCode {
             }
         }),
         Command::Keys(k) => {
-            let (store, op): (
-                &StoreArgs,
-                Box<dyn FnOnce(&ozmint::token::KeyRing) -> ozmint::Result<String>>,
-            ) = match &k {
+            let (store, op): (&StoreArgs, KeyOp) = match &k {
                 OfflineKeys::List { store } => (store, Box::new(|_| Ok(String::new()))),
                 OfflineKeys::Rotate { store } => (
                     store,

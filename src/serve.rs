@@ -43,14 +43,19 @@ fn fail(what: &str) -> impl FnOnce(crate::Error) -> StartError + '_ {
     move |e| StartError(format!("{what}: {e}"))
 }
 
-/// Creates `dir` (and parents) with owner-only permissions.
+/// Creates `dir` (and parents) with owner-only permissions; an existing
+/// directory open to group or others is tightened to 0700 (it holds keys).
 pub fn create_private_dir(dir: &Path) -> std::io::Result<()> {
-    use std::os::unix::fs::DirBuilderExt;
+    use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
     if !dir.exists() {
         std::fs::DirBuilder::new()
             .recursive(true)
             .mode(0o700)
             .create(dir)?;
+    }
+    let mode = std::fs::metadata(dir)?.permissions().mode();
+    if mode & 0o077 != 0 {
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(mode & 0o700))?;
     }
     Ok(())
 }

@@ -695,11 +695,16 @@ async fn unknown_paths_are_404_json() {
     let urls = [
         s.url("/nope"),
         format!("{}/", s.base()),
-        s.url(&format!("/spaces/{DEMO_SPACE}")),
-        s.url(&format!("/groups/{DEMO_GROUP}")),
+        // `/spaces/{id}` and `/groups/{id}` became routes of the growing
+        // API (entity details), so they are no longer unknown paths.
         s.url(&format!("/spaces/{DEMO_SPACE}/providers/token/extra")),
-        s.url(&format!("/groups/{DEMO_GROUP}/spaces")),
+        s.url(&format!("/groups/{DEMO_GROUP}/spaces/token/extra")),
         s.url(&format!("/spaces/{DEMO_SPACE}/nope")),
+        s.url(&format!("/nope/{DEMO_SPACE}/providers/token")),
+        format!(
+            "{}/api/v2/onezone/spaces/{DEMO_SPACE}/providers/token",
+            s.base()
+        ),
         s.url(""),
         format!(
             "{}/api/v3/onezonex/spaces/{DEMO_SPACE}/providers/token",

@@ -18,7 +18,7 @@ use serde_json::{json, Value};
 use super::error::ApiError;
 use super::routes::Endpoint;
 use super::{blocking, credentials, exists, json, parse_id, read_json, App};
-use crate::auth::{allowed, may_manage_token, Action, AuthError, AuthFailure};
+use crate::auth::{allowed, may_manage_token, Action, AuthError, AuthFailure, Caller};
 use crate::error::{Entity, Error};
 use crate::model::{
     now, Id, SpacePrivileges, Subject, Support, TokenKind, TokenRecord, TokenState,
@@ -36,8 +36,8 @@ pub(super) async fn dispatch(
     peer: std::net::IpAddr,
 ) -> Result<Resp, ApiError> {
     let creds = credentials(req.headers())?;
-    let subject = match app.auth.authenticate(creds, peer).await {
-        Ok(s) => s,
+    let caller = match app.auth.authenticate(creds, peer).await {
+        Ok(c) => c,
         Err(e) => {
             if let AuthFailure::Auth(a) = &e {
                 app.metrics.auth_failure(match a {
@@ -51,6 +51,7 @@ pub(super) async fn dispatch(
             return Err(e.into());
         }
     };
+    let subject = caller.subject;
     let method = req.method().clone();
     let query = req.uri().query().map(str::to_owned);
     let body = req.into_body();
@@ -82,6 +83,7 @@ pub(super) async fn dispatch(
         }
         ClientTokens if method == Method::POST => {
             let user = user_only(&subject)?;
+            unrestricted(&caller)?;
             let minter = app.minter.clone();
             let minted = blocking(move || minter.mint(TokenKind::Access, user, subject)).await?;
             app.metrics.mint(TokenKind::Access);
@@ -89,6 +91,7 @@ pub(super) async fn dispatch(
         }
         ClientTokens => {
             let user = user_only(&subject)?;
+            unrestricted(&caller)?;
             let mut tokens = Vec::new();
             for (id, rec) in active_tokens(app, &user)? {
                 if rec.kind == TokenKind::Access {
@@ -420,6 +423,19 @@ fn describe(id: &Id, rec: &TokenRecord) -> Value {
         "state": state,
         "stateChanged": at,
     })
+}
+
+/// Creating or listing access tokens would let an attenuated token recover
+/// an unrestricted credential; it needs a password or an unattenuated token.
+fn unrestricted(caller: &Caller) -> Result<(), ApiError> {
+    if caller.restricted {
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "forbidden",
+            "An attenuated token cannot create or list access tokens; use a password or an unattenuated token.",
+        ));
+    }
+    Ok(())
 }
 
 fn user_only(subject: &Subject) -> Result<Id, ApiError> {

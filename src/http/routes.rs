@@ -324,7 +324,7 @@ mod tests {
         assert_eq!(e.allow.as_deref(), Some("POST"));
         assert_eq!(route(&Method::GET, "/nope").unwrap_err().status, 404);
         assert_eq!(
-            route(&Method::GET, &format!("{PREFIX}/spaces"))
+            route(&Method::GET, &format!("{PREFIX}/spaces/a/b/c/d/e"))
                 .unwrap_err()
                 .status,
             404

@@ -1,0 +1,1410 @@
+//! End-to-end benchmark (`harness = false`): the real server on loopback over
+//! TLS, driven by a load generator written here with hyper's client (N
+//! keep-alive connections over HTTP/1.1 or HTTP/2, each doing requests in a
+//! loop for a fixed time), compared with a bare hyper + rustls server answering
+//! a constant body through the same `ozmint::http::server::serve` and the same
+//! TLS configuration. Also: library-level ratios (parse + verify against the
+//! bare HMAC chain, effective-privilege checks), group commit against a flush
+//! per request, and a store holding many token records (mint rate, startup
+//! time, resident memory).
+//!
+//! Prints Markdown tables. Environment:
+//! - `OZMINT_BENCH_SMOKE=1`: ~0.3 s per row, few connections, 10 000 records;
+//! - `OZMINT_BENCH_RECORDS`: token records of the big store (default 1 000 000);
+//! - `OZMINT_BENCH_SECS`: seconds per load row (default 5);
+//! - `OZMINT_BENCH_CONNS`: connections per load row (default 16).
+//!
+//! Only 127.0.0.1 is ever connected to; every loop is bounded in time and count.
+
+mod common;
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use base64::engine::general_purpose::STANDARD;
+use base64::Engine as _;
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper::body::Incoming;
+use hyper::header::{HeaderValue, CONTENT_TYPE, HOST};
+use hyper::{Method, Request, Response, StatusCode};
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::watch;
+use tokio_rustls::TlsConnector;
+
+use common::{bare_chain, chain_input, MintFixture, PrivFixture};
+use ozmint::config::Config;
+use ozmint::http::tls::rustls;
+use ozmint::model::{Id, Subject, TokenKind};
+use ozmint::serve::Running;
+use ozmint::{Durability, Minter, MinterConfig, Store};
+
+/// The demo data set's space (the mint target).
+const DEMO_SPACE: &str = "9ueUeoZA6KXxNgzlvqmmrbzqE_BQiaHEEDC21sY1Kuc";
+/// The API prefix.
+const PREFIX: &str = "/api/v3/onezone";
+/// Upper bound on one request (connection setup or request/response).
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+/// Upper bound on requests per connection per row, whatever the duration.
+const MAX_REQUESTS_PER_CONN: u64 = 5_000_000;
+/// Upper bound on waiting for sled to release the lock of a closed store.
+const REOPEN_DEADLINE: Duration = Duration::from_secs(20);
+
+// ---------------------------------------------------------------------------
+// Settings
+
+struct Settings {
+    smoke: bool,
+    row: Duration,
+    conns: usize,
+    many_conns: usize,
+    records: usize,
+    consume_per_row: usize,
+    ratio_iters: usize,
+    members: usize,
+    lib_secs: Duration,
+    lib_threads: usize,
+}
+
+fn env_num(name: &str) -> Option<f64> {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.replace('_', "").parse().ok())
+}
+
+impl Settings {
+    fn from_env() -> Self {
+        let smoke = std::env::var("OZMINT_BENCH_SMOKE").is_ok_and(|v| v == "1");
+        let row = env_num("OZMINT_BENCH_SECS").unwrap_or(if smoke { 0.3 } else { 5.0 });
+        let conns =
+            env_num("OZMINT_BENCH_CONNS").map_or(if smoke { 4 } else { 16 }, |n| n as usize);
+        let records = env_num("OZMINT_BENCH_RECORDS")
+            .map_or(if smoke { 10_000 } else { 1_000_000 }, |n| n as usize);
+        Settings {
+            smoke,
+            row: Duration::from_secs_f64(row.clamp(0.05, 600.0)),
+            conns: conns.clamp(1, 512),
+            many_conns: if smoke { 8 } else { 64 },
+            records,
+            consume_per_row: if smoke { 2_000 } else { 60_000 },
+            ratio_iters: if smoke { 20_000 } else { 200_000 },
+            members: if smoke { 10_000 } else { 100_000 },
+            lib_secs: Duration::from_secs_f64(if smoke { 0.3 } else { 3.0 }),
+            lib_threads: 64,
+        }
+    }
+}
+
+/// Whether a load row runs: all of them, or those whose label contains
+/// `OZMINT_BENCH_ROWS` (for profiling one workload).
+fn wanted(label: &str) -> bool {
+    std::env::var("OZMINT_BENCH_ROWS").map_or(true, |f| label.contains(f.as_str()))
+}
+
+fn progress(msg: impl AsRef<str>) {
+    eprintln!("[e2e] {}", msg.as_ref());
+}
+
+// ---------------------------------------------------------------------------
+// Load generator
+
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Proto {
+    H1,
+    H2,
+}
+
+impl Proto {
+    fn alpn(self) -> Vec<u8> {
+        match self {
+            Proto::H1 => b"http/1.1".to_vec(),
+            Proto::H2 => b"h2".to_vec(),
+        }
+    }
+    fn name(self) -> &'static str {
+        match self {
+            Proto::H1 => "HTTP/1.1",
+            Proto::H2 => "HTTP/2",
+        }
+    }
+}
+
+enum Sender {
+    H1(hyper::client::conn::http1::SendRequest<Full<Bytes>>),
+    H2(hyper::client::conn::http2::SendRequest<Full<Bytes>>),
+}
+
+impl Sender {
+    async fn send(&mut self, req: Request<Full<Bytes>>) -> hyper::Result<Response<Incoming>> {
+        match self {
+            Sender::H1(s) => {
+                s.ready().await?;
+                s.send_request(req).await
+            }
+            Sender::H2(s) => {
+                s.ready().await?;
+                s.send_request(req).await
+            }
+        }
+    }
+}
+
+/// A client TLS configuration trusting the server's self-signed certificate.
+fn client_tls(cert: &Path) -> rustls::ClientConfig {
+    let pem = std::fs::read(cert).expect("read the server certificate");
+    let mut roots = rustls::RootCertStore::empty();
+    for c in rustls_pemfile::certs(&mut pem.as_slice()) {
+        roots.add(c.expect("PEM certificate")).expect("add root");
+    }
+    rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+        .with_safe_default_protocol_versions()
+        .expect("protocol versions")
+        .with_root_certificates(roots)
+        .with_no_client_auth()
+}
+
+/// Where and how to reach a server.
+#[derive(Clone)]
+struct Target {
+    addr: SocketAddr,
+    tls: rustls::ClientConfig,
+}
+
+async fn connect(target: &Target, proto: Proto) -> Result<Sender, String> {
+    assert!(target.addr.ip().is_loopback(), "only loopback is a target");
+    let mut cfg = target.tls.clone();
+    cfg.alpn_protocols = vec![proto.alpn()];
+    let tcp = TcpStream::connect(target.addr)
+        .await
+        .map_err(|e| format!("connect: {e}"))?;
+    tcp.set_nodelay(true).map_err(|e| format!("nodelay: {e}"))?;
+    let name = rustls::pki_types::ServerName::from(target.addr.ip());
+    let tls = TlsConnector::from(Arc::new(cfg))
+        .connect(name, tcp)
+        .await
+        .map_err(|e| format!("TLS: {e}"))?;
+    let io = TokioIo::new(tls);
+    Ok(match proto {
+        Proto::H1 => {
+            let (s, conn) = hyper::client::conn::http1::handshake(io)
+                .await
+                .map_err(|e| format!("h1 handshake: {e}"))?;
+            tokio::spawn(conn);
+            Sender::H1(s)
+        }
+        Proto::H2 => {
+            let (s, conn) = hyper::client::conn::http2::handshake(TokioExecutor::new(), io)
+                .await
+                .map_err(|e| format!("h2 handshake: {e}"))?;
+            tokio::spawn(conn);
+            Sender::H2(s)
+        }
+    })
+}
+
+/// Where request bodies come from: always the same, or each taken once from a pool.
+#[derive(Clone)]
+enum Bodies {
+    Fixed(Bytes),
+    Pool(Arc<Pool>),
+}
+
+struct Pool {
+    bodies: Vec<Bytes>,
+    next: AtomicUsize,
+}
+
+impl Pool {
+    fn take(&self) -> Option<Bytes> {
+        self.bodies
+            .get(self.next.fetch_add(1, Ordering::Relaxed))
+            .cloned()
+    }
+}
+
+/// One kind of request, repeated.
+#[derive(Clone)]
+struct Workload {
+    method: Method,
+    path: String,
+    headers: Vec<(&'static str, String)>,
+    bodies: Bodies,
+    expect: StatusCode,
+}
+
+fn build_request(
+    target: &Target,
+    proto: Proto,
+    method: &Method,
+    path: &str,
+    headers: &[(&'static str, String)],
+    body: Bytes,
+) -> Request<Full<Bytes>> {
+    let authority = format!("127.0.0.1:{}", target.addr.port());
+    let mut b = Request::builder().method(method.clone());
+    b = match proto {
+        // HTTP/1.1: origin-form and a Host header; HTTP/2: :scheme and :authority.
+        Proto::H1 => b.uri(path).header(HOST, authority),
+        Proto::H2 => b.uri(format!("https://{authority}{path}")),
+    };
+    for (k, v) in headers {
+        b = b.header(*k, v.as_str());
+    }
+    if !body.is_empty() {
+        b = b.header(CONTENT_TYPE, "application/json");
+    }
+    b.body(Full::new(body)).expect("valid request")
+}
+
+/// One request on a new connection (setup calls).
+async fn one_request(
+    target: &Target,
+    method: Method,
+    path: &str,
+    headers: &[(&'static str, String)],
+    body: Bytes,
+) -> (StatusCode, Bytes) {
+    tokio::time::timeout(REQUEST_TIMEOUT, async {
+        let mut s = connect(target, Proto::H1).await.expect("connect");
+        let req = build_request(target, Proto::H1, &method, path, headers, body);
+        let resp = s.send(req).await.expect("request");
+        let status = resp.status();
+        let body = resp.into_body().collect().await.expect("body").to_bytes();
+        (status, body)
+    })
+    .await
+    .expect("setup request timed out")
+}
+
+#[derive(Default)]
+struct ConnResult {
+    ok: u64,
+    errors: u64,
+    latencies_us: Vec<u32>,
+    first_error: Option<String>,
+    exhausted: bool,
+    ended: Option<Instant>,
+}
+
+async fn conn_loop(
+    mut sender: Sender,
+    target: Target,
+    proto: Proto,
+    wl: Workload,
+    deadline: Instant,
+) -> ConnResult {
+    let mut r = ConnResult::default();
+    while Instant::now() < deadline && r.ok + r.errors < MAX_REQUESTS_PER_CONN {
+        let body = match &wl.bodies {
+            Bodies::Fixed(b) => b.clone(),
+            Bodies::Pool(p) => match p.take() {
+                Some(b) => b,
+                None => {
+                    r.exhausted = true;
+                    break;
+                }
+            },
+        };
+        let req = build_request(&target, proto, &wl.method, &wl.path, &wl.headers, body);
+        let started = Instant::now();
+        let res = tokio::time::timeout(REQUEST_TIMEOUT, async {
+            let resp = sender.send(req).await?;
+            let status = resp.status();
+            let body = resp.into_body().collect().await?.to_bytes();
+            Ok::<_, hyper::Error>((status, body))
+        })
+        .await;
+        match res {
+            Ok(Ok((status, _))) if status == wl.expect => {
+                r.ok += 1;
+                r.latencies_us
+                    .push(started.elapsed().as_micros().min(u32::MAX as u128) as u32);
+            }
+            Ok(Ok((status, body))) => {
+                r.errors += 1;
+                r.first_error.get_or_insert_with(|| {
+                    let text = String::from_utf8_lossy(&body);
+                    format!("{status}: {}", text.chars().take(160).collect::<String>())
+                });
+            }
+            Ok(Err(e)) => {
+                r.errors += 1;
+                r.first_error
+                    .get_or_insert_with(|| format!("transport: {e}"));
+                break;
+            }
+            Err(_) => {
+                r.errors += 1;
+                r.first_error
+                    .get_or_insert_with(|| "request timed out".into());
+                break;
+            }
+        }
+    }
+    r.ended = Some(Instant::now());
+    r
+}
+
+/// A measured load row.
+struct Row {
+    label: String,
+    proto: Proto,
+    conns: usize,
+    baseline: bool,
+    rate: f64,
+    p50_us: u32,
+    p99_us: u32,
+    errors: u64,
+    note: String,
+}
+
+async fn run_load(
+    label: &str,
+    target: &Target,
+    proto: Proto,
+    conns: usize,
+    duration: Duration,
+    wl: Workload,
+) -> Option<Row> {
+    if !wanted(label) {
+        return None;
+    }
+    progress(format!("{label} [{} x{conns}]", proto.name()));
+    let mut senders = Vec::with_capacity(conns);
+    for _ in 0..conns {
+        let s = tokio::time::timeout(REQUEST_TIMEOUT, connect(target, proto))
+            .await
+            .expect("connection setup timed out")
+            .expect("connection setup");
+        senders.push(s);
+    }
+    let start = Instant::now();
+    let deadline = start + duration;
+    let tasks: Vec<_> = senders
+        .into_iter()
+        .map(|s| tokio::spawn(conn_loop(s, target.clone(), proto, wl.clone(), deadline)))
+        .collect();
+    let mut lat = Vec::new();
+    let (mut ok, mut errors, mut exhausted) = (0u64, 0u64, false);
+    let mut first_error = None;
+    let mut end = start;
+    for t in tasks {
+        let r = t.await.expect("connection task");
+        ok += r.ok;
+        errors += r.errors;
+        exhausted |= r.exhausted;
+        lat.extend(r.latencies_us);
+        if first_error.is_none() {
+            first_error = r.first_error;
+        }
+        end = end.max(r.ended.unwrap_or(start));
+    }
+    let elapsed = (end - start).as_secs_f64().max(1e-6);
+    lat.sort_unstable();
+    let pct = |p: usize| -> u32 {
+        if lat.is_empty() {
+            0
+        } else {
+            lat[(lat.len() * p / 100).min(lat.len() - 1)]
+        }
+    };
+    let mut note = String::new();
+    if exhausted {
+        note = format!("token pool used up after {elapsed:.2} s");
+    }
+    if let Some(e) = first_error {
+        if !note.is_empty() {
+            note.push_str("; ");
+        }
+        note.push_str(&format!("first error: {e}"));
+    }
+    Some(Row {
+        label: label.into(),
+        proto,
+        conns,
+        baseline: false,
+        rate: ok as f64 / elapsed,
+        p50_us: pct(50),
+        p99_us: pct(99),
+        errors,
+        note,
+    })
+}
+
+// ---------------------------------------------------------------------------
+// Servers
+
+fn config_for(dir: &Path, durability: Durability) -> Config {
+    Config {
+        data_dir: dir.into(),
+        listen: "127.0.0.1:0".parse().expect("address"),
+        demo: true,
+        durability,
+        ..Default::default()
+    }
+}
+
+/// Opens the store of `config`, waiting (bounded) for sled to release the
+/// lock of a previous handle. Returns the store, the time of the successful
+/// attempt and the number of failed attempts.
+fn open_store_retry(config: &Config) -> (Arc<Store>, Duration, u32) {
+    let deadline = Instant::now() + REOPEN_DEADLINE;
+    let mut failures = 0;
+    loop {
+        let t = Instant::now();
+        match ozmint::serve::open_store(config) {
+            Ok(s) => return (s, t.elapsed(), failures),
+            Err(e) if Instant::now() < deadline => {
+                if failures == 0 {
+                    progress(format!(
+                        "open_store failed (lock still held?), retrying: {e}"
+                    ));
+                }
+                failures += 1;
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            Err(e) => panic!("open_store: {e}"),
+        }
+    }
+}
+
+fn admin_id(store: &Store) -> Id {
+    store
+        .user_by_name("admin")
+        .expect("read admin")
+        .expect("demo admin exists")
+        .0
+}
+
+fn minter_for(config: &Config, store: Arc<Store>) -> Minter {
+    Minter::new(
+        store,
+        MinterConfig {
+            location: config.zone_name.clone(),
+            lifetimes: config.tokens.clone(),
+        },
+    )
+    .expect("minter")
+}
+
+/// A running server with its client-side facts.
+struct Server {
+    _dir: tempfile::TempDir,
+    running: Running,
+    target: Target,
+    admin_token: String,
+    provider_token: String,
+    /// Consumption bodies, one pool per protocol.
+    pools: Vec<Arc<Pool>>,
+}
+
+const BASIC_ADMIN: &str = "admin:password";
+
+fn basic_admin() -> (&'static str, String) {
+    (
+        "authorization",
+        format!("Basic {}", STANDARD.encode(BASIC_ADMIN)),
+    )
+}
+
+/// Prepares a store (demo data set, `consume` spaces each with a support token
+/// per protocol) in relaxed mode, then reopens it with `durability` and starts
+/// the real server on it.
+async fn start_server(durability: Durability, consume: usize) -> Server {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = config_for(dir.path(), durability);
+    let prep_config = config_for(dir.path(), Durability::Relaxed);
+    let pools = tokio::task::spawn_blocking(move || {
+        let (store, _, _) = open_store_retry(&prep_config);
+        ozmint::serve::bootstrap(&store, true, None).expect("bootstrap");
+        let admin = Subject::User(admin_id(&store));
+        let minter = minter_for(&prep_config, store.clone());
+        let mut pools = Vec::new();
+        for p in 0..2 {
+            let mut bodies = Vec::with_capacity(consume);
+            for i in 0..consume {
+                let space = store
+                    .create_space(&format!("consume-{p}-{i}"), None)
+                    .expect("space");
+                let t = minter
+                    .mint(TokenKind::SpaceSupport, space, admin)
+                    .expect("mint")
+                    .token;
+                bodies.push(Bytes::from(
+                    serde_json::json!({ "token": t, "size": 1_000_000u64 }).to_string(),
+                ));
+            }
+            pools.push(Arc::new(Pool {
+                bodies,
+                next: AtomicUsize::new(0),
+            }));
+        }
+        store.flush().expect("flush");
+        pools
+    })
+    .await
+    .expect("prepare store");
+    let cfg = config.clone();
+    let (store, _, _) = tokio::task::spawn_blocking(move || open_store_retry(&cfg))
+        .await
+        .expect("reopen");
+    let running = ozmint::serve::start(&config, store, std::future::pending())
+        .await
+        .expect("start the server");
+    let target = Target {
+        addr: running.addr,
+        tls: client_tls(&dir.path().join("tls").join("cert.pem")),
+    };
+    let (admin_token, provider_token) = credentials(&target).await;
+    Server {
+        _dir: dir,
+        running,
+        target,
+        admin_token,
+        provider_token,
+        pools,
+    }
+}
+
+/// An access token for admin (POST /user/client_tokens with Basic) and a
+/// provider's root token (POST /providers).
+async fn credentials(target: &Target) -> (String, String) {
+    let (status, body) = one_request(
+        target,
+        Method::POST,
+        &format!("{PREFIX}/user/client_tokens"),
+        &[basic_admin()],
+        Bytes::new(),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "client token: {body:?}");
+    let v: serde_json::Value = serde_json::from_slice(&body).expect("json");
+    let access = v["token"].as_str().expect("token").to_owned();
+    let (status, body) = one_request(
+        target,
+        Method::POST,
+        &format!("{PREFIX}/providers"),
+        &[basic_admin()],
+        Bytes::from_static(br#"{"name":"bench provider","domain":"provider.invalid"}"#),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "provider: {body:?}");
+    let v: serde_json::Value = serde_json::from_slice(&body).expect("json");
+    let provider = v["providerRootToken"]
+        .as_str()
+        .expect("provider token")
+        .to_owned();
+    (access, provider)
+}
+
+fn mint_workload(auth: (&'static str, String)) -> Workload {
+    Workload {
+        method: Method::POST,
+        path: format!("{PREFIX}/spaces/{DEMO_SPACE}/providers/token"),
+        headers: vec![auth],
+        bodies: Bodies::Fixed(Bytes::new()),
+        expect: StatusCode::OK,
+    }
+}
+
+fn consume_workload(provider_token: &str, pool: Arc<Pool>) -> Workload {
+    Workload {
+        method: Method::POST,
+        path: format!("{PREFIX}/provider/spaces/support"),
+        headers: vec![("x-auth-token", provider_token.to_owned())],
+        bodies: Bodies::Pool(pool),
+        expect: StatusCode::CREATED,
+    }
+}
+
+/// The real server on the in-memory engine (no sled): isolates the cost of
+/// the HTTP, authentication and minting code from the storage engine.
+async fn start_memory_server() -> (tempfile::TempDir, Running, Target, String) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = config_for(dir.path(), Durability::Relaxed);
+    let store = Arc::new(Store::memory());
+    {
+        let store = store.clone();
+        tokio::task::spawn_blocking(move || {
+            ozmint::serve::bootstrap(&store, true, None).expect("bootstrap")
+        })
+        .await
+        .expect("bootstrap task");
+    }
+    let running = ozmint::serve::start(&config, store, std::future::pending())
+        .await
+        .expect("start the in-memory server");
+    let target = Target {
+        addr: running.addr,
+        tls: client_tls(&dir.path().join("tls").join("cert.pem")),
+    };
+    let (access, _) = credentials(&target).await;
+    (dir, running, target, access)
+}
+
+/// The baseline: `ozmint::http::server::serve` with the same TLS configuration
+/// and limits, and a handler answering a constant 200 JSON body.
+async fn start_baseline(
+    tls_dir: &Path,
+    body: Bytes,
+) -> (
+    Target,
+    watch::Sender<bool>,
+    tokio::task::JoinHandle<std::io::Result<()>>,
+) {
+    let tls = ozmint::http::tls::load_or_generate(None, None, tls_dir, &[]).expect("TLS config");
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("address");
+    let (tx, mut rx) = watch::channel(false);
+    let limits = Config::default().limits.server_limits();
+    let handler = move |_req: Request<Incoming>, _conn: ozmint::http::ConnInfo| {
+        let body = body.clone();
+        async move {
+            let mut r = Response::new(Full::new(body));
+            r.headers_mut()
+                .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+            r
+        }
+    };
+    let stop = async move {
+        let _ = rx.wait_for(|v| *v).await;
+    };
+    let task = tokio::spawn(ozmint::http::server::serve(
+        listener,
+        Some(tls),
+        limits,
+        handler,
+        stop,
+    ));
+    let target = Target {
+        addr,
+        tls: client_tls(&tls_dir.join("tls").join("cert.pem")),
+    };
+    (target, tx, task)
+}
+
+// ---------------------------------------------------------------------------
+// Library-level measurements
+
+/// Runs `f` from `threads` threads for `dur`; returns operations per second.
+fn lib_rate(threads: usize, dur: Duration, f: &(dyn Fn() + Sync)) -> f64 {
+    let start = Instant::now();
+    let deadline = start + dur;
+    let total: u64 = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..threads)
+            .map(|_| {
+                s.spawn(move || {
+                    let mut n = 0u64;
+                    while Instant::now() < deadline && n < MAX_REQUESTS_PER_CONN {
+                        f();
+                        n += 1;
+                    }
+                    n
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().expect("thread")).sum()
+    });
+    total as f64 / start.elapsed().as_secs_f64()
+}
+
+/// Nanoseconds per call of `f` over `iters` calls.
+fn ns_per(iters: usize, mut f: impl FnMut()) -> f64 {
+    for _ in 0..iters / 10 {
+        f();
+    }
+    let t = Instant::now();
+    for _ in 0..iters {
+        f();
+    }
+    t.elapsed().as_nanos() as f64 / iters as f64
+}
+
+struct RatioRow {
+    what: String,
+    value: String,
+    target: String,
+    met: Option<bool>,
+}
+
+fn ratio_table(s: &Settings) -> Vec<RatioRow> {
+    use std::hint::black_box;
+    let mut rows = Vec::new();
+    progress("library ratios: parse + verify against the bare chain");
+    let fx = MintFixture::on_disk(Durability::Relaxed);
+    let token = fx.mint();
+    let input = chain_input(&fx.minter, &token);
+    let verify = ns_per(s.ratio_iters, || {
+        black_box(fx.minter.verify(black_box(&token)).expect("verify"));
+    });
+    let chain = ns_per(s.ratio_iters, || {
+        black_box(
+            bare_chain(
+                black_box(&input.secret),
+                black_box(&input.identifier),
+                black_box(&input.caveats),
+            ) == input.signature,
+        );
+    });
+    let parse = ns_per(s.ratio_iters, || {
+        black_box(ozmint::token::wire::parse(black_box(&token)).expect("parse"));
+    });
+    let store_get = {
+        let raw = ozmint::token::wire::parse(&token).expect("parse");
+        let id: Id = std::str::from_utf8(&raw.identifier)
+            .expect("utf-8")
+            .parse()
+            .expect("id");
+        ns_per(s.ratio_iters, || {
+            black_box(fx.minter.store().token(black_box(&id)).expect("get"));
+        })
+    };
+    let ratio = verify / chain;
+    rows.push(RatioRow {
+        what: "parse + verify (Minter::verify)".into(),
+        value: format!("{:.2} µs", verify / 1000.0),
+        target: String::new(),
+        met: None,
+    });
+    rows.push(RatioRow {
+        what: "bare HMAC-SHA256 chain (hmac + sha2), same identifier and caveats".into(),
+        value: format!("{:.2} µs", chain / 1000.0),
+        target: String::new(),
+        met: None,
+    });
+    rows.push(RatioRow {
+        what: "  of which: wire::parse alone / store record get+decode".into(),
+        value: format!("{:.2} µs / {:.2} µs", parse / 1000.0, store_get / 1000.0),
+        target: String::new(),
+        met: None,
+    });
+    rows.push(RatioRow {
+        what: "parse + verify / bare chain".into(),
+        value: format!("{ratio:.2}x"),
+        target: "<= 3x".into(),
+        met: Some(ratio <= 3.0),
+    });
+    drop(fx);
+
+    progress(format!(
+        "library ratios: effective privileges (building a space with {} members)",
+        s.members
+    ));
+    let pf = PrivFixture::new(s.members);
+    let iters = s.ratio_iters / 2;
+    let mut depth1 = 0.0;
+    for case in &pf.chains {
+        let ns = ns_per(iters, || {
+            black_box(common::effective_ok(&pf.store, black_box(case)));
+        });
+        if case.label == "depth 1" {
+            depth1 = ns;
+        }
+        let (target, met) = if case.label == "depth 32" {
+            ("<= 20 µs".to_string(), Some(ns <= 20_000.0))
+        } else {
+            (String::new(), None)
+        };
+        rows.push(RatioRow {
+            what: format!("effective check, {} (warm reach cache)", case.label),
+            value: format!("{:.2} µs", ns / 1000.0),
+            target,
+            met,
+        });
+    }
+    for case in &pf.big {
+        let ns = ns_per(iters, || {
+            black_box(common::effective_ok(&pf.store, black_box(case)));
+        });
+        let r = ns / depth1;
+        rows.push(RatioRow {
+            what: format!(
+                "effective check, {} (ratio to depth 1 in a small space)",
+                case.label
+            ),
+            value: format!("{:.2} µs ({r:.2}x)", ns / 1000.0),
+            target: "member-count independent (<= 1.5x)".into(),
+            met: Some(r <= 1.5),
+        });
+    }
+    rows
+}
+
+/// Group commit (durable store, 64 threads minting) against a flush per
+/// request (relaxed store, each thread flushing the engine after its mint).
+fn group_commit_table(s: &Settings) -> Vec<(String, f64)> {
+    let mut out = Vec::new();
+    for (label, durability, flush_each) in [
+        (
+            "Minter::mint, durable (group commit)",
+            Durability::Durable,
+            false,
+        ),
+        (
+            "Minter::mint + store.engine().flush() (relaxed store, one flush per request)",
+            Durability::Relaxed,
+            true,
+        ),
+    ] {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let config = config_for(dir.path(), durability);
+        let (store, _, _) = open_store_retry(&config);
+        let fx = MintFixture::new(store.clone());
+        let engine_store = store.clone();
+        let op = move || {
+            fx.mint();
+            if flush_each {
+                engine_store.engine().flush().expect("flush");
+            }
+        };
+        for threads in [1, s.lib_threads] {
+            progress(format!("library: {label}, {threads} threads"));
+            out.push((
+                format!("{label}, {threads} threads"),
+                lib_rate(threads, s.lib_secs, &op),
+            ));
+        }
+    }
+    out
+}
+
+struct BigStore {
+    records: usize,
+    fill_secs: f64,
+    rss_before_kib: u64,
+    rss_after_kib: u64,
+    disk_bytes: u64,
+    rate_empty: f64,
+    rate_full: f64,
+    rate_reopened: f64,
+    open_minter: Duration,
+    open_retries: u32,
+    ready_https: Duration,
+    rows: Vec<Row>,
+}
+
+/// Fills a store with token records (library calls, relaxed), measuring mint
+/// rate before and after, resident memory, and the time to reopen it.
+fn big_store(s: &Settings, rt: &tokio::runtime::Runtime) -> BigStore {
+    let rss_before_kib = common::vm_rss_kib().unwrap_or(0);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = config_for(dir.path(), Durability::Relaxed);
+    let (store, _, _) = open_store_retry(&config);
+    ozmint::serve::bootstrap(&store, true, None).expect("bootstrap");
+    let admin = Subject::User(admin_id(&store));
+    let space: Id = DEMO_SPACE.parse().expect("space id");
+    let threads = 2;
+    let rate = |minter: &Minter| {
+        lib_rate(threads, s.lib_secs, &|| {
+            minter
+                .mint(TokenKind::SpaceSupport, space, admin)
+                .expect("mint");
+        })
+    };
+    let minter = minter_for(&config, store.clone());
+    progress("big store: mint rate on the empty store");
+    let rate_empty = rate(&minter);
+
+    progress(format!("big store: filling {} token records", s.records));
+    let targets: Vec<Id> = (0..1000).map(|_| Id::random()).collect();
+    let issuer = admin_id(&store);
+    let next = AtomicUsize::new(0);
+    let t = Instant::now();
+    std::thread::scope(|sc| {
+        for _ in 0..threads {
+            sc.spawn(|| loop {
+                let i = next.fetch_add(1, Ordering::Relaxed);
+                if i >= s.records {
+                    break;
+                }
+                let rec = common::sample_record(targets[i % targets.len()], issuer);
+                store.insert_token(&Id::random(), &rec).expect("insert");
+                if (i + 1) % 200_000 == 0 {
+                    progress(format!("  {} records", i + 1));
+                }
+            });
+        }
+    });
+    store.flush().expect("flush");
+    let fill_secs = t.elapsed().as_secs_f64();
+    let rss_after_kib = common::vm_rss_kib().unwrap_or(0);
+    let disk_bytes = store.size_on_disk();
+    progress("big store: mint rate on the full store");
+    let rate_full = rate(&minter);
+    drop(minter);
+    drop(store);
+
+    progress("big store: reopening (open_store + Minter::new)");
+    // The successful open_store attempt (waits for the previous handle's lock
+    // are excluded) plus Minter::new.
+    let (store, open_time, open_retries) = open_store_retry(&config);
+    let t = Instant::now();
+    let minter = minter_for(&config, store.clone());
+    let open_minter = open_time + t.elapsed();
+    let rate_reopened = rate(&minter);
+    drop(minter);
+    drop(store);
+
+    progress("big store: reopening and serving (open_store + serve::start until /readyz answers over HTTPS)");
+    let (ready_https, rows) = rt.block_on(async {
+        let cfg = config.clone();
+        let started = Instant::now();
+        let (store, _, _) = tokio::task::spawn_blocking(move || open_store_retry(&cfg))
+            .await
+            .expect("reopen");
+        let running = ozmint::serve::start(&config, store, std::future::pending())
+            .await
+            .expect("start");
+        let target = Target {
+            addr: running.addr,
+            tls: client_tls(&dir.path().join("tls").join("cert.pem")),
+        };
+        let (status, _) = one_request(&target, Method::GET, "/readyz", &[], Bytes::new()).await;
+        assert_eq!(status, StatusCode::OK);
+        let ready = started.elapsed();
+        let (access, _) = credentials(&target).await;
+        let mut rows = Vec::new();
+        for proto in [Proto::H1, Proto::H2] {
+            rows.extend(
+                run_load(
+                    &format!(
+                        "mint, X-Auth-Token, relaxed, {} records in store",
+                        s.records
+                    ),
+                    &target,
+                    proto,
+                    s.conns,
+                    s.row,
+                    mint_workload(("x-auth-token", access.clone())),
+                )
+                .await,
+            );
+        }
+        running.stop().await.expect("stop");
+        (ready, rows)
+    });
+    BigStore {
+        records: s.records,
+        fill_secs,
+        rss_before_kib,
+        rss_after_kib,
+        disk_bytes,
+        rate_empty,
+        rate_full,
+        rate_reopened,
+        open_minter,
+        open_retries,
+        ready_https,
+        rows,
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Output
+
+fn fmt_us(us: u32) -> String {
+    if us >= 1000 {
+        format!("{:.2} ms", us as f64 / 1000.0)
+    } else {
+        format!("{us} µs")
+    }
+}
+
+fn met(m: bool) -> &'static str {
+    if m {
+        "met"
+    } else {
+        "NOT met"
+    }
+}
+
+fn machine() -> String {
+    let cpu = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|c| {
+            c.lines()
+                .find_map(|l| l.strip_prefix("model name"))
+                .map(|v| v.trim_start_matches([' ', '\t', ':']).to_owned())
+        })
+        .unwrap_or_default();
+    let mem = std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|m| {
+            m.lines()
+                .next()
+                .map(|l| l.split_whitespace().nth(1).unwrap_or("").to_owned())
+        })
+        .and_then(|kb| kb.parse::<u64>().ok())
+        .map_or(String::new(), |kb| {
+            format!("{:.1} GiB", kb as f64 / 1048576.0)
+        });
+    format!(
+        "{} cores ({cpu}), {mem} RAM",
+        std::thread::available_parallelism().map_or(0, |n| n.get())
+    )
+}
+
+/// The 1-minute load average (other work on the machine skews the numbers).
+fn load_average() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .ok()
+        .and_then(|l| l.split_whitespace().next().map(str::to_owned))
+        .unwrap_or_default()
+}
+
+fn find<'a>(rows: &'a [Row], label: &str, proto: Proto) -> Option<&'a Row> {
+    rows.iter().find(|r| r.label == label && r.proto == proto)
+}
+
+fn main() {
+    let s = Settings::from_env();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let t_all = Instant::now();
+    let load_start = load_average();
+
+    // The big store first, so that its resident memory is not mixed with the servers'.
+    let big = big_store(&s, &rt);
+    let ratios = ratio_table(&s);
+    let commits = group_commit_table(&s);
+
+    let mut rows: Vec<Row> = rt.block_on(async {
+        let mut rows = Vec::new();
+        progress("starting the durable and relaxed servers");
+        let durable = start_server(Durability::Durable, s.consume_per_row).await;
+        let relaxed = start_server(Durability::Relaxed, s.consume_per_row).await;
+        // A constant body as long as a mint answer.
+        let sample = {
+            let (st, body) = one_request(
+                &relaxed.target,
+                Method::POST,
+                &format!("{PREFIX}/spaces/{DEMO_SPACE}/providers/token"),
+                &[("x-auth-token", relaxed.admin_token.clone())],
+                Bytes::new(),
+            )
+            .await;
+            assert_eq!(st, StatusCode::OK);
+            body
+        };
+        let (base, base_stop, base_task) = start_baseline(durable._dir.path(), sample).await;
+        for proto in [Proto::H1, Proto::H2] {
+            let r = run_load(
+                "baseline: serve() + same TLS, constant 200 body",
+                &base,
+                proto,
+                s.conns,
+                s.row,
+                Workload {
+                    method: Method::POST,
+                    path: format!("{PREFIX}/spaces/{DEMO_SPACE}/providers/token"),
+                    headers: vec![("x-auth-token", durable.admin_token.clone())],
+                    bodies: Bodies::Fixed(Bytes::new()),
+                    expect: StatusCode::OK,
+                },
+            )
+            .await;
+            rows.extend(r.map(|mut r| {
+                r.baseline = true;
+                r
+            }));
+        }
+        for (name, srv) in [("durable", &durable), ("relaxed", &relaxed)] {
+            for proto in [Proto::H1, Proto::H2] {
+                rows.extend(
+                    run_load(
+                        &format!("mint, X-Auth-Token, {name}"),
+                        &srv.target,
+                        proto,
+                        s.conns,
+                        s.row,
+                        mint_workload(("x-auth-token", srv.admin_token.clone())),
+                    )
+                    .await,
+                );
+                rows.extend(
+                    run_load(
+                        &format!("mint, Basic admin:password (cached), {name}"),
+                        &srv.target,
+                        proto,
+                        s.conns,
+                        s.row,
+                        mint_workload(basic_admin()),
+                    )
+                    .await,
+                );
+            }
+        }
+        // Diagnostics: authentication without a write, and minting without sled.
+        let (_mem_dir, mem_running, mem_target, mem_token) = start_memory_server().await;
+        for proto in [Proto::H1, Proto::H2] {
+            rows.extend(
+                run_load(
+                    "diagnostic: GET /user, X-Auth-Token (auth + one read, no write), relaxed",
+                    &relaxed.target,
+                    proto,
+                    s.conns,
+                    s.row,
+                    Workload {
+                        method: Method::GET,
+                        path: format!("{PREFIX}/user"),
+                        headers: vec![("x-auth-token", relaxed.admin_token.clone())],
+                        bodies: Bodies::Fixed(Bytes::new()),
+                        expect: StatusCode::OK,
+                    },
+                )
+                .await,
+            );
+            rows.extend(
+                run_load(
+                    "diagnostic: mint, X-Auth-Token, in-memory engine (no sled)",
+                    &mem_target,
+                    proto,
+                    s.conns,
+                    s.row,
+                    mint_workload(("x-auth-token", mem_token.clone())),
+                )
+                .await,
+            );
+        }
+        mem_running.stop().await.expect("stop in-memory server");
+        for proto in [Proto::H1, Proto::H2] {
+            rows.extend(
+                run_load(
+                    &format!("mint, X-Auth-Token, durable, {} connections", s.many_conns),
+                    &durable.target,
+                    proto,
+                    s.many_conns,
+                    s.row,
+                    mint_workload(("x-auth-token", durable.admin_token.clone())),
+                )
+                .await,
+            );
+        }
+        for (name, srv) in [("durable", &durable), ("relaxed", &relaxed)] {
+            for (i, proto) in [Proto::H1, Proto::H2].into_iter().enumerate() {
+                rows.extend(
+                    run_load(
+                        &format!("consume support token (POST /provider/spaces/support), {name}"),
+                        &srv.target,
+                        proto,
+                        s.conns,
+                        s.row,
+                        consume_workload(&srv.provider_token, srv.pools[i].clone()),
+                    )
+                    .await,
+                );
+            }
+        }
+        let _ = base_stop.send(true);
+        let _ = base_task.await;
+        durable.running.stop().await.expect("stop durable");
+        relaxed.running.stop().await.expect("stop relaxed");
+        rows
+    });
+    rows.extend(big.rows.iter().map(|r| Row {
+        label: r.label.clone(),
+        proto: r.proto,
+        conns: r.conns,
+        baseline: false,
+        rate: r.rate,
+        p50_us: r.p50_us,
+        p99_us: r.p99_us,
+        errors: r.errors,
+        note: r.note.clone(),
+    }));
+
+    // ------------------------------------------------------------------ print
+    println!(
+        "\n## ozmint end-to-end benchmark{}\n",
+        if s.smoke { " (smoke mode)" } else { "" }
+    );
+    println!(
+        "Machine: {}. Load generator (hyper client, TLS) and server share the process and the cores. \
+         {} s per row, {} keep-alive connections per row unless stated; one request in flight per connection. \
+         1-minute load average at start {}, at end {}.\n",
+        machine(),
+        s.row.as_secs_f64(),
+        s.conns,
+        load_start,
+        load_average()
+    );
+    println!(
+        "| row | protocol | conns | requests/s | p50 | p99 | ratio to baseline | errors | note |"
+    );
+    println!("|---|---|---:|---:|---:|---:|---:|---:|---|");
+    for r in &rows {
+        let base = rows
+            .iter()
+            .find(|b| b.baseline && b.proto == r.proto)
+            .map_or(f64::NAN, |b| b.rate);
+        println!(
+            "| {} | {} | {} | {:.0} | {} | {} | {:.2} | {} | {} |",
+            r.label,
+            r.proto.name(),
+            r.conns,
+            r.rate,
+            fmt_us(r.p50_us),
+            fmt_us(r.p99_us),
+            r.rate / base,
+            r.errors,
+            r.note
+        );
+    }
+
+    println!(
+        "\n### Library-level ratios (same process, simple loops of {} iterations)\n",
+        s.ratio_iters
+    );
+    println!("| measure | value | target | |");
+    println!("|---|---:|---|---|");
+    for r in &ratios {
+        println!(
+            "| {} | {} | {} | {} |",
+            r.what,
+            r.value,
+            r.target,
+            r.met.map_or("", met)
+        );
+    }
+
+    println!(
+        "\n### Group commit vs one flush per request (library level, {:.1} s each; not over HTTP)\n",
+        s.lib_secs.as_secs_f64()
+    );
+    println!("| workload | mints/s |");
+    println!("|---|---:|");
+    for (label, rate) in &commits {
+        println!("| {label} | {rate:.0} |");
+    }
+
+    println!(
+        "\n### Store with {} token records (library calls, relaxed, default cache size)\n",
+        big.records
+    );
+    println!("| measure | value |");
+    println!("|---|---:|");
+    println!(
+        "| fill time (store.insert_token, 2 threads) | {:.1} s ({:.0} records/s) |",
+        big.fill_secs,
+        big.records as f64 / big.fill_secs
+    );
+    println!(
+        "| size on disk | {:.0} MiB |",
+        big.disk_bytes as f64 / 1048576.0
+    );
+    println!(
+        "| VmRSS before fill / after fill | {:.0} MiB / {:.0} MiB |",
+        big.rss_before_kib as f64 / 1024.0,
+        big.rss_after_kib as f64 / 1024.0
+    );
+    println!(
+        "| Minter::mint, 2 threads, empty store | {:.0} /s |",
+        big.rate_empty
+    );
+    println!(
+        "| Minter::mint, 2 threads, {} records | {:.0} /s ({:.2}x of empty) |",
+        big.records,
+        big.rate_full,
+        big.rate_full / big.rate_empty
+    );
+    println!("| Minter::mint, 2 threads, {} records, right after reopening | {:.0} /s ({:.2}x of empty) |", big.records, big.rate_reopened, big.rate_reopened / big.rate_empty);
+    println!(
+        "| open_store + Minter::new, first open after the fill (sled replays its log) | {:.0} ms (after {} lock retries) |",
+        big.open_minter.as_secs_f64() * 1000.0,
+        big.open_retries
+    );
+    println!(
+        "| open_store + serve::start until GET /readyz answers 200 over HTTPS, second open | {:.0} ms |",
+        big.ready_https.as_secs_f64() * 1000.0
+    );
+
+    // ------------------------------------------------------------------ targets
+    println!("\n### Targets (reported, not asserted)\n");
+    println!("| target | measured | |");
+    println!("|---|---|---|");
+    for proto in [Proto::H1, Proto::H2] {
+        let base = rows
+            .iter()
+            .find(|b| b.baseline && b.proto == proto)
+            .map_or(f64::NAN, |b| b.rate);
+        for mode in ["durable", "relaxed"] {
+            if let Some(t) = find(&rows, &format!("mint, X-Auth-Token, {mode}"), proto) {
+                let r = t.rate / base;
+                println!(
+                    "| mint (access token, {mode}, {}) >= 0.5x baseline | {r:.2}x | {} |",
+                    proto.name(),
+                    met(r >= 0.5)
+                );
+            }
+            if let (Some(t), Some(b)) = (
+                find(&rows, &format!("mint, X-Auth-Token, {mode}"), proto),
+                find(
+                    &rows,
+                    &format!("mint, Basic admin:password (cached), {mode}"),
+                    proto,
+                ),
+            ) {
+                let r = b.rate / t.rate;
+                println!(
+                    "| Basic mint >= 0.9x token mint ({mode}, {}) | {r:.2}x | {} |",
+                    proto.name(),
+                    met(r >= 0.9)
+                );
+            }
+        }
+        let empty = find(&rows, "mint, X-Auth-Token, relaxed", proto);
+        let full = find(
+            &rows,
+            &format!(
+                "mint, X-Auth-Token, relaxed, {} records in store",
+                big.records
+            ),
+            proto,
+        );
+        if let (Some(e), Some(f)) = (empty, full) {
+            let r = f.rate / e.rate;
+            println!(
+                "| HTTP mint with {} records within 20% of empty ({}) | {r:.2}x | {} |",
+                big.records,
+                proto.name(),
+                met(r >= 0.8)
+            );
+        }
+    }
+    if commits.len() == 4 {
+        let r = commits[1].1 / commits[3].1;
+        println!("| durable {} threads >= 5x flush-per-request (library) | {r:.2}x ({:.0} vs {:.0} /s) | {} |", s.lib_threads, commits[1].1, commits[3].1, met(r >= 5.0));
+    }
+    for r in ratios.iter().filter(|r| r.met.is_some()) {
+        println!(
+            "| {} {} | {} | {} |",
+            r.what,
+            r.target,
+            r.value,
+            r.met.map_or("", met)
+        );
+    }
+    let r = big.rate_full / big.rate_empty;
+    println!(
+        "| library mint with {} records within 20% of empty | {r:.2}x | {} |",
+        big.records,
+        met(r >= 0.8)
+    );
+    println!(
+        "| startup (open_store + Minter::new, first open after the fill) < 1 s | {:.0} ms | {} |",
+        big.open_minter.as_secs_f64() * 1000.0,
+        met(big.open_minter < Duration::from_secs(1))
+    );
+    println!(
+        "| startup until HTTPS ready (second open) < 1 s | {:.0} ms | {} |",
+        big.ready_https.as_secs_f64() * 1000.0,
+        met(big.ready_https < Duration::from_secs(1))
+    );
+    println!("\nTotal bench time: {:.1} s", t_all.elapsed().as_secs_f64());
+}
