@@ -32,3 +32,8 @@ pub use error::{Entity, Error, Result};
 pub use model::{Id, Subject, TokenKind};
 pub use store::{Durability, Store};
 pub use token::{Minter, MinterConfig, TokenError};
+
+/// The README's Rust examples, compiled and run as doctests.
+#[doc = include_str!("../README.md")]
+#[cfg(doctest)]
+pub struct ReadmeDoctests;

@@ -85,8 +85,9 @@ struct Ledger {
     consumed: Vec<(String, String)>,
     /// Revocations acknowledged.
     revoked: usize,
-    /// Groups created, and whether guest is a member.
-    groups: Vec<(String, Expect)>,
+    /// Groups created, whether guest is a member, and the worker that owns the
+    /// group (only its owner changes it, so acknowledgements arrive in order).
+    groups: Vec<(String, Expect, u64)>,
 }
 
 struct Ctx {
@@ -196,7 +197,7 @@ async fn worker(ctx: Arc<Ctx>, ledger: Arc<Mutex<Ledger>>, seed: u64, until: Ins
             _ => {
                 let existing = {
                     let l = ledger.lock().unwrap();
-                    (!l.groups.is_empty()).then(|| l.groups.len() - 1)
+                    l.groups.iter().rposition(|g| g.2 == seed)
                 };
                 match existing {
                     Some(i) if n % 3 != 0 => {
@@ -227,7 +228,11 @@ async fn worker(ctx: Arc<Ctx>, ledger: Arc<Mutex<Ledger>>, seed: u64, until: Ins
                         if r.status() == 201 {
                             let loc = r.headers()["location"].to_str().unwrap();
                             let gid = loc.rsplit('/').next().unwrap().to_owned();
-                            ledger.lock().unwrap().groups.push((gid, Expect::Is(false)));
+                            ledger
+                                .lock()
+                                .unwrap()
+                                .groups
+                                .push((gid, Expect::Is(false), seed));
                         }
                     }
                 }
@@ -281,7 +286,7 @@ async fn verify(ctx: &Ctx, ledger: &mut Ledger) {
             "the space of an acknowledged consumption is missing"
         );
     }
-    for (gid, expect) in ledger.groups.iter_mut() {
+    for (gid, expect, _) in ledger.groups.iter_mut() {
         let r = ctx
             .admin(
                 reqwest::Method::GET,

@@ -677,6 +677,8 @@ where
             blocking(move || {
                 if store.relation(rel, &cid, &mid)?.is_none() {
                     store.put_relation(rel, &cid, &mid, &default)?;
+                } else {
+                    store.committed()?;
                 }
                 Ok(())
             })

@@ -185,9 +185,11 @@ impl Store {
         let _ = self.flush_observer.set(f);
     }
 
-    /// Called by every write method before it returns: in durable mode, waits
-    /// until the write is on disk.
-    fn committed(&self) -> Result<()> {
+    /// In durable mode, waits until every write so far is on disk; in relaxed
+    /// mode returns at once. Every write method calls it before returning;
+    /// callers that acknowledge a state they only read (an idempotent no-op
+    /// write) call it too, since that state may come from a write in flight.
+    pub fn committed(&self) -> Result<()> {
         match self.durability {
             Durability::Durable => self.flush(),
             Durability::Relaxed => Ok(()),
