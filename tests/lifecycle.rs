@@ -1764,7 +1764,7 @@ async fn expired_tokens_are_refused_and_purged() {
             .await;
         r.expect(200, None, "examining an expired token");
         assert_eq!(r.json["valid"], false);
-        assert_eq!(r.json["state"], "active");
+        assert_eq!(r.json["state"], "expired");
         assert_eq!(r.json["invalidReason"], "token has expired");
         // Not listed among the user's client tokens.
         let r = s.get("/user/client_tokens", ADMIN).await;

@@ -404,6 +404,7 @@ fn token_id(app: &App, tid: &str) -> Result<Id, ApiError> {
 
 fn describe(id: &Id, rec: &TokenRecord) -> Value {
     let (state, at) = match rec.state {
+        TokenState::Active if rec.expires <= now() => ("expired", Some(rec.expires)),
         TokenState::Active => ("active", None),
         TokenState::Consumed { at, .. } => ("consumed", Some(at)),
         TokenState::Revoked { at } => ("revoked", Some(at)),
