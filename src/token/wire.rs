@@ -19,9 +19,10 @@ use subtle::ConstantTimeEq;
 
 use super::TokenError;
 
-/// Longest token accepted, in characters, checked before any decoding. The
-/// macaroon crate's V1 parser recurses once per packet and overflows the stack
-/// on inputs of ~90 KB; this cap keeps it far below that.
+/// Longest token accepted, in base64 characters after un-escaping (the
+/// escaped form may be up to twice as long). Checked before the macaroon
+/// crate sees any byte: its V1 parser recurses once per packet and overflows
+/// the stack on inputs of ~90 KB; this cap keeps it far below that.
 pub const MAX_TOKEN_LEN: usize = 8192;
 
 /// Most caveats accepted on one token.
@@ -179,7 +180,7 @@ fn deserialize(token: &str) -> Result<Macaroon, TokenError> {
     if token.is_empty() {
         return Err(TokenError::Malformed);
     }
-    if token.len() > MAX_TOKEN_LEN {
+    if token.len() > 2 * MAX_TOKEN_LEN {
         return Err(TokenError::TooLong);
     }
     // Only the base64 forms are accepted (not the crate's V2 JSON).
@@ -189,12 +190,22 @@ fn deserialize(token: &str) -> Result<Macaroon, TokenError> {
     {
         return Err(TokenError::Malformed);
     }
-    if let Some(plain) = unescape(token) {
-        if let Ok(m) = Macaroon::deserialize(plain.as_bytes()) {
+    let mut too_long = false;
+    for candidate in [unescape(token), Some(token.to_owned())]
+        .into_iter()
+        .flatten()
+    {
+        if candidate.len() > MAX_TOKEN_LEN {
+            too_long = true;
+        } else if let Ok(m) = Macaroon::deserialize(candidate.as_bytes()) {
             return Ok(m);
         }
     }
-    Macaroon::deserialize(token.as_bytes()).map_err(|_| TokenError::Malformed)
+    Err(if too_long {
+        TokenError::TooLong
+    } else {
+        TokenError::Malformed
+    })
 }
 
 /// Parses a token in any accepted form. Third-party caveats are refused.
