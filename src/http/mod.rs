@@ -78,11 +78,15 @@ pub async fn handle(app: Arc<App>, req: Request<Incoming>, conn: ConnInfo) -> Re
             template = "/metrics";
             Ok(metrics(&app))
         }
-        path => match routes::route(req.method(), path) {
+        path => match routes::endpoint(path) {
             Err(e) => Err(e),
             Ok(ep) => {
+                // A wrong method on a known resource is still that resource's.
                 template = ep.template();
-                api::dispatch(&app, ep, req, conn.peer.ip()).await
+                match routes::allow(&ep, req.method()) {
+                    Err(e) => Err(e),
+                    Ok(()) => api::dispatch(&app, ep, req, conn.peer.ip()).await,
+                }
             }
         },
     };

@@ -297,13 +297,24 @@ fn members(container: &str, member: &str) -> Option<Members> {
 
 /// Routes a method and path to an endpoint, or the 400/404/405 error.
 pub fn route(method: &Method, path: &str) -> Result<Endpoint, ApiError> {
-    let segs = segments(path)?.ok_or_else(ApiError::no_route)?;
-    let ep = resolve(&segs).ok_or_else(ApiError::no_route)?;
-    if !ep.methods().contains(method) {
-        let allow: Vec<&str> = ep.methods().iter().map(Method::as_str).collect();
-        return Err(ApiError::method_not_allowed(allow.join(", ")));
-    }
+    let ep = endpoint(path)?;
+    allow(&ep, method)?;
     Ok(ep)
+}
+
+/// The endpoint a path names, whatever the method, or the 400/404 error.
+pub fn endpoint(path: &str) -> Result<Endpoint, ApiError> {
+    let segs = segments(path)?.ok_or_else(ApiError::no_route)?;
+    resolve(&segs).ok_or_else(ApiError::no_route)
+}
+
+/// The 405 error (with the `Allow` list) when `ep` does not take `method`.
+pub fn allow(ep: &Endpoint, method: &Method) -> Result<(), ApiError> {
+    if ep.methods().contains(method) {
+        return Ok(());
+    }
+    let allow: Vec<&str> = ep.methods().iter().map(Method::as_str).collect();
+    Err(ApiError::method_not_allowed(allow.join(", ")))
 }
 
 #[cfg(test)]

@@ -1,0 +1,1334 @@
+//! Operational behaviour of the `ozmint` binary: settings from a file, the
+//! environment and flags; structured logs with one line per request; the
+//! OpenMetrics endpoint (on the API listener and on its own listener); health
+//! and readiness; graceful shutdown on SIGTERM/SIGINT with requests in flight;
+//! `--help`, `--version` and exit codes.
+//!
+//! Every test spawns the real binary in a temporary directory, listens on
+//! 127.0.0.1 only, bounds every wait, and kills the child if the test fails.
+
+use std::fs::File;
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Output, Stdio};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use ozmint::config::Config;
+use ozmint::token::wire;
+use ozmint::{Minter, MinterConfig, TokenKind};
+
+const BIN: &str = env!("CARGO_BIN_EXE_ozmint");
+const PREFIX: &str = "/api/v3/onezone";
+/// The demo data set's space, group and administrator.
+const DEMO_SPACE: &str = "9ueUeoZA6KXxNgzlvqmmrbzqE_BQiaHEEDC21sY1Kuc";
+const ADMIN: (&str, &str) = ("admin", "password");
+/// Upper bound for a server to print its listening line.
+const START_DEADLINE: Duration = Duration::from_secs(60);
+/// Upper bound for a server to exit after a signal (the grace period is 10 s).
+const EXIT_DEADLINE: Duration = Duration::from_secs(30);
+/// Upper bound for a short command (`--help`, a configuration error).
+const RUN_DEADLINE: Duration = Duration::from_secs(30);
+/// Timeout of every HTTP request made by the tests.
+const CLIENT_TIMEOUT: Duration = Duration::from_secs(30);
+
+// ---------------------------------------------------------------------------
+// Harness.
+// ---------------------------------------------------------------------------
+
+/// The binary with a clean `OZMINT_*` environment, run in `cwd`.
+fn ozmint(cwd: &Path) -> Command {
+    let mut cmd = Command::new(BIN);
+    cmd.current_dir(cwd);
+    for (k, _) in std::env::vars_os() {
+        if k.to_string_lossy().starts_with("OZMINT_") {
+            cmd.env_remove(k);
+        }
+    }
+    cmd
+}
+
+/// A running `ozmint serve`: killed on drop unless it already exited.
+struct Server {
+    child: Child,
+    lines: Receiver<String>,
+    stdout: Vec<String>,
+    stderr_path: PathBuf,
+    addr: Option<SocketAddr>,
+    scheme: &'static str,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+impl Server {
+    /// Spawns `ozmint serve ARGS` in `cwd` with `env`; stdout is read line by
+    /// line on a thread, stderr (the logs) goes to a file in `cwd`.
+    fn spawn(cwd: &Path, args: &[&str], env: &[(&str, &str)]) -> Server {
+        let stamp = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or(0);
+        let stderr_path = cwd.join(format!("stderr-{stamp}.log"));
+        let stderr = File::create(&stderr_path).expect("stderr file");
+        let mut cmd = ozmint(cwd);
+        cmd.arg("serve")
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(stderr);
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let mut child = cmd.spawn().expect("spawn ozmint serve");
+        let out = child.stdout.take().expect("stdout pipe");
+        let (tx, lines) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(out).lines() {
+                let Ok(line) = line else { break };
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        Server {
+            child,
+            lines,
+            stdout: Vec::new(),
+            stderr_path,
+            addr: None,
+            scheme: "https",
+        }
+    }
+
+    fn stderr(&self) -> String {
+        std::fs::read_to_string(&self.stderr_path).unwrap_or_default()
+    }
+
+    fn pid(&self) -> String {
+        self.child.id().to_string()
+    }
+
+    /// Reads stdout until the listening line; returns the address.
+    fn wait_listening(&mut self) -> SocketAddr {
+        let deadline = Instant::now() + START_DEADLINE;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.lines.recv_timeout(left) {
+                Ok(line) => {
+                    self.stdout.push(line.clone());
+                    for scheme in ["https", "http"] {
+                        let marker = format!("ozmint listening on {scheme}://");
+                        if let Some(rest) = line.strip_prefix(&marker) {
+                            let addr: SocketAddr = rest
+                                .trim()
+                                .parse()
+                                .unwrap_or_else(|e| panic!("address in {line:?}: {e}"));
+                            assert!(addr.ip().is_loopback(), "{addr}");
+                            self.addr = Some(addr);
+                            self.scheme = if scheme == "https" { "https" } else { "http" };
+                            return addr;
+                        }
+                    }
+                }
+                Err(RecvTimeoutError::Timeout) => panic!(
+                    "no listening line within {START_DEADLINE:?}; stdout {:?}; stderr {}",
+                    self.stdout,
+                    self.stderr()
+                ),
+                Err(RecvTimeoutError::Disconnected) => {
+                    let status = self.child.wait().ok();
+                    panic!(
+                        "ozmint exited ({status:?}) before listening; stdout {:?}; stderr {}",
+                        self.stdout,
+                        self.stderr()
+                    )
+                }
+            }
+        }
+    }
+
+    fn base(&self) -> String {
+        let addr = self.addr.expect("listening");
+        format!("{}://127.0.0.1:{}", self.scheme, addr.port())
+    }
+
+    /// `https://127.0.0.1:PORT/api/v3/onezone{path}`.
+    fn url(&self, path: &str) -> String {
+        format!("{}{PREFIX}{path}", self.base())
+    }
+
+    /// Sends a signal (`TERM`, `INT`) with kill(1).
+    fn signal(&self, sig: &str) {
+        let pid = self.pid();
+        let st = Command::new("kill")
+            .args([&format!("-{sig}"), &pid])
+            .status()
+            .expect("run kill");
+        assert!(st.success(), "kill -{sig} {pid}");
+    }
+
+    /// Waits (without blocking the async runtime) for the exit status.
+    async fn wait_exit(&mut self) -> ExitStatus {
+        let deadline = Instant::now() + EXIT_DEADLINE;
+        loop {
+            if let Some(status) = self.child.try_wait().expect("try_wait") {
+                while let Ok(line) = self.lines.try_recv() {
+                    self.stdout.push(line);
+                }
+                return status;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "ozmint did not exit within {EXIT_DEADLINE:?}; stderr {}",
+                self.stderr()
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// SIGTERM, then the exit status.
+    async fn terminate(&mut self) -> ExitStatus {
+        self.signal("TERM");
+        self.wait_exit().await
+    }
+}
+
+/// Runs a short command to completion (bounded) and collects its output.
+fn run(mut cmd: Command) -> Output {
+    let mut child = cmd
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn ozmint");
+    let mut out = child.stdout.take().expect("stdout");
+    let mut err = child.stderr.take().expect("stderr");
+    let out_t = std::thread::spawn(move || {
+        let mut v = Vec::new();
+        std::io::Read::read_to_end(&mut out, &mut v).ok();
+        v
+    });
+    let err_t = std::thread::spawn(move || {
+        let mut v = Vec::new();
+        std::io::Read::read_to_end(&mut err, &mut v).ok();
+        v
+    });
+    let deadline = Instant::now() + RUN_DEADLINE;
+    let status = loop {
+        if let Some(st) = child.try_wait().expect("try_wait") {
+            break st;
+        }
+        if Instant::now() >= deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("ozmint did not finish within {RUN_DEADLINE:?}");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    Output {
+        status,
+        stdout: out_t.join().expect("stdout thread"),
+        stderr: err_t.join().expect("stderr thread"),
+    }
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+fn tempdir() -> tempfile::TempDir {
+    tempfile::tempdir().expect("tempdir")
+}
+
+fn path_str(p: &Path) -> &str {
+    p.to_str().expect("utf-8 path")
+}
+
+fn client_builder() -> reqwest::ClientBuilder {
+    reqwest::Client::builder()
+        .danger_accept_invalid_certs(true)
+        .timeout(CLIENT_TIMEOUT)
+        .no_proxy()
+}
+
+fn client() -> reqwest::Client {
+    client_builder().build().expect("client")
+}
+
+/// Removes ANSI escape sequences (the human log format colours its fields).
+fn strip_ansi(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    let mut chars = s.chars().peekable();
+    while let Some(c) = chars.next() {
+        if c == '\u{1b}' {
+            if chars.peek() == Some(&'[') {
+                chars.next();
+                for c in chars.by_ref() {
+                    if ('@'..='~').contains(&c) {
+                        break;
+                    }
+                }
+            }
+            continue;
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// A port that was free a moment ago on 127.0.0.1.
+fn free_port() -> u16 {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    l.local_addr().expect("addr").port()
+}
+
+/// The `token` field of a 200 JSON answer.
+async fn token_of(resp: reqwest::Response) -> String {
+    let status = resp.status();
+    let body = resp.text().await.expect("body");
+    assert_eq!(status, 200, "body {body}");
+    let v: serde_json::Value = serde_json::from_str(&body).expect("JSON body");
+    v["token"].as_str().expect("token field").to_owned()
+}
+
+/// Opens the store of a stopped server and a minter over it.
+fn open_minter(data_dir: &Path) -> Minter {
+    let config = Config {
+        data_dir: data_dir.to_path_buf(),
+        ..Default::default()
+    };
+    // sled's lock is released when the process exits; retry briefly anyway.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let store = loop {
+        match ozmint::serve::open_store(&config) {
+            Ok(s) => break s,
+            Err(e) if Instant::now() < deadline => {
+                eprintln!("open_store: {e}; retrying");
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            Err(e) => panic!("open_store: {e}"),
+        }
+    };
+    Minter::new(store, MinterConfig::default()).expect("minter")
+}
+
+// ---------------------------------------------------------------------------
+// Settings: file < environment < flags; errors name the key.
+// ---------------------------------------------------------------------------
+
+/// Starts a server, mints an access token as admin and returns its location;
+/// the server is then stopped with SIGTERM (exit 0).
+async fn zone_of_a_minted_token(
+    cwd: &Path,
+    args: &[&str],
+    env: &[(&str, &str)],
+) -> (Option<String>, String) {
+    let mut all_env = vec![("OZMINT_ADMIN_PASSWORD", "ops-admin-pw")];
+    all_env.extend_from_slice(env);
+    let mut server = Server::spawn(cwd, args, &all_env);
+    server.wait_listening();
+    let c = client();
+    let resp = c
+        .post(server.url("/user/client_tokens"))
+        .basic_auth("admin", Some("ops-admin-pw"))
+        .send()
+        .await
+        .expect("mint an access token");
+    let token = token_of(resp).await;
+    drop(c);
+    let status = server.terminate().await;
+    assert_eq!(status.code(), Some(0), "stderr {}", server.stderr());
+    let raw = wire::parse(&token).expect("a parsable token");
+    (raw.location, server.stderr())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn config_file_then_environment_then_flag_set_the_zone_name() {
+    let tmp = tempdir();
+    let data = tmp.path().join("data");
+    let file = tmp.path().join("ozmint.toml");
+    std::fs::write(
+        &file,
+        format!(
+            "listen = \"127.0.0.1:0\"\ndata_dir = {:?}\nzone_name = \"myzone\"\n\n[log]\nformat = \"json\"\n",
+            path_str(&data)
+        ),
+    )
+    .expect("write the settings file");
+    let file_s = path_str(&file);
+
+    // The file alone.
+    let (zone, stderr) = zone_of_a_minted_token(tmp.path(), &["--config", file_s], &[]).await;
+    assert_eq!(zone.as_deref(), Some("myzone"));
+    assert!(
+        data.join("store").exists(),
+        "data_dir from the file is used"
+    );
+    // log.format = "json" from the file: every log line is a JSON object.
+    let lines: Vec<&str> = stderr.lines().filter(|l| !l.trim().is_empty()).collect();
+    assert!(!lines.is_empty(), "some log lines");
+    for l in &lines {
+        let v: serde_json::Value =
+            serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}"));
+        assert!(v.is_object(), "{l}");
+    }
+
+    // The environment overrides the file.
+    let (zone, _) = zone_of_a_minted_token(
+        tmp.path(),
+        &["--config", file_s],
+        &[("OZMINT_ZONE_NAME", "envzone")],
+    )
+    .await;
+    assert_eq!(zone.as_deref(), Some("envzone"));
+
+    // A flag overrides both.
+    let (zone, _) = zone_of_a_minted_token(
+        tmp.path(),
+        &["--config", file_s, "--zone-name", "flagzone"],
+        &[("OZMINT_ZONE_NAME", "envzone")],
+    )
+    .await;
+    assert_eq!(zone.as_deref(), Some("flagzone"));
+}
+
+#[test]
+fn unknown_key_in_the_config_file_exits_2_naming_it() {
+    let tmp = tempdir();
+    let file = tmp.path().join("bad.toml");
+    std::fs::write(&file, "[limits]\nnope = 1\n").expect("write");
+    let mut cmd = ozmint(tmp.path());
+    cmd.args([
+        "serve",
+        "--config",
+        path_str(&file),
+        "--listen",
+        "127.0.0.1:0",
+        "--data",
+        "d",
+    ]);
+    let out = run(cmd);
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "stderr {stderr}");
+    assert!(stderr.contains("nope"), "the key is named: {stderr}");
+    assert!(!tmp.path().join("d").exists(), "no store was created");
+}
+
+#[test]
+fn bad_value_in_the_config_file_exits_2_naming_the_key() {
+    let tmp = tempdir();
+    let file = tmp.path().join("bad.toml");
+    std::fs::write(&file, "durability = \"x\"\n").expect("write");
+    let mut cmd = ozmint(tmp.path());
+    cmd.args([
+        "serve",
+        "--config",
+        path_str(&file),
+        "--listen",
+        "127.0.0.1:0",
+        "--data",
+        "d",
+    ]);
+    let out = run(cmd);
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "stderr {stderr}");
+    assert!(stderr.contains("durability"), "the key is named: {stderr}");
+    assert!(!tmp.path().join("d").exists(), "no store was created");
+}
+
+// ---------------------------------------------------------------------------
+// Logs.
+// ---------------------------------------------------------------------------
+
+/// The `x-request-id` header of a response.
+fn request_id_of(resp: &reqwest::Response) -> String {
+    resp.headers()
+        .get("x-request-id")
+        .expect("an x-request-id header")
+        .to_str()
+        .expect("ascii request id")
+        .to_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn json_logs_have_one_request_line_per_request_with_template_and_request_id() {
+    let tmp = tempdir();
+    let mut server = Server::spawn(
+        tmp.path(),
+        &[
+            "--demo",
+            "--listen",
+            "127.0.0.1:0",
+            "--data",
+            "d",
+            "--log-format",
+            "json",
+        ],
+        &[],
+    );
+    server.wait_listening();
+    let c = client();
+    let h1 = client_builder().http1_only().build().expect("client");
+
+    // (request id, method, route template, status) of every request sent.
+    let mut sent: Vec<(String, String, &str, u16)> = Vec::new();
+
+    // A client-supplied id is echoed.
+    let resp = c
+        .get(format!("{}/healthz", server.base()))
+        .header("x-request-id", "abc-123")
+        .send()
+        .await
+        .expect("healthz");
+    assert_eq!(resp.status(), 200);
+    assert_eq!(request_id_of(&resp), "abc-123");
+    sent.push(("abc-123".into(), "GET".into(), "/healthz", 200));
+
+    // A server-made id is in the header and in the log line.
+    for client in [&c, &h1] {
+        let resp = client
+            .post(server.url(&format!("/spaces/{DEMO_SPACE}/providers/token")))
+            .basic_auth(ADMIN.0, Some(ADMIN.1))
+            .send()
+            .await
+            .expect("mint");
+        let id = request_id_of(&resp);
+        assert!(!id.is_empty());
+        token_of(resp).await;
+        sent.push((id, "POST".into(), "/spaces/{id}/providers/token", 200));
+    }
+
+    // Errors are logged with their template too; ids are unique per request.
+    let cases: [(&str, reqwest::Method, String, &str, u16); 4] = [
+        (
+            "ops-readyz",
+            reqwest::Method::GET,
+            format!("{}/readyz", server.base()),
+            "/readyz",
+            200,
+        ),
+        (
+            "ops-unmatched",
+            reqwest::Method::GET,
+            server.url("/no/such/route/here/at/all"),
+            "unmatched",
+            404,
+        ),
+        (
+            "ops-unauthenticated",
+            reqwest::Method::POST,
+            server.url(&format!("/spaces/{DEMO_SPACE}/providers/token")),
+            "/spaces/{id}/providers/token",
+            401,
+        ),
+        (
+            "ops-group-token",
+            reqwest::Method::GET,
+            server.url("/groups/HwUpk8jrwxKOe45uzLFX2GVC8lKEasj4q253sptVqF8/spaces/token"),
+            "/groups/{id}/spaces/token",
+            401,
+        ),
+    ];
+    for (rid, method, url, template, status) in cases {
+        let resp = h1
+            .request(method.clone(), &url)
+            .header("x-request-id", rid)
+            .send()
+            .await
+            .expect("request");
+        assert_eq!(resp.status().as_u16(), status, "{method} {url}");
+        assert_eq!(request_id_of(&resp), rid);
+        sent.push((rid.to_owned(), method.as_str().into(), template, status));
+    }
+    drop((c, h1));
+    let status = server.terminate().await;
+    assert_eq!(status.code(), Some(0));
+
+    let stderr = server.stderr();
+    let mut requests: Vec<serde_json::Value> = Vec::new();
+    for line in stderr.lines().filter(|l| !l.trim().is_empty()) {
+        let v: serde_json::Value =
+            serde_json::from_str(line).unwrap_or_else(|e| panic!("not JSON ({e}): {line}"));
+        assert!(v.is_object(), "a JSON object: {line}");
+        if v["message"] == "request" {
+            requests.push(v);
+        }
+    }
+    assert_eq!(
+        requests.len(),
+        sent.len(),
+        "exactly one request line per request; stderr:\n{stderr}"
+    );
+    for (rid, method, template, status) in &sent {
+        let lines: Vec<&serde_json::Value> = requests
+            .iter()
+            .filter(|v| v["request_id"].as_str() == Some(rid.as_str()))
+            .collect();
+        assert_eq!(lines.len(), 1, "one line for {rid}; stderr:\n{stderr}");
+        let l = lines[0];
+        assert_eq!(l["method"].as_str(), Some(method.as_str()), "{l}");
+        assert_eq!(l["route"], *template, "{l}");
+        assert_eq!(l["status"].as_u64(), Some(u64::from(*status)), "{l}");
+        assert!(l["latency_us"].is_u64(), "latency_us is a number: {l}");
+    }
+    // Routes by template only: the concrete ids never reach the logs.
+    assert!(!stderr.contains(DEMO_SPACE), "concrete space id logged");
+    assert!(
+        !stderr.contains("HwUpk8jrwxKOe45uzLFX2GVC8lKEasj4q253sptVqF8"),
+        "concrete group id logged"
+    );
+    assert!(!stderr.contains("/no/such/route"), "unmatched path logged");
+}
+
+/// A wrong method on a known resource (405, with `Allow`) matched a route:
+/// its log line and its metrics label carry that route's template, like
+/// every other answer from the resource, not `unmatched` (which is for
+/// paths that match no route, 404).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wrong_method_is_logged_and_counted_under_the_route_template() {
+    let tmp = tempdir();
+    let mut server = Server::spawn(
+        tmp.path(),
+        &[
+            "--demo",
+            "--listen",
+            "127.0.0.1:0",
+            "--data",
+            "d",
+            "--log-format",
+            "json",
+        ],
+        &[],
+    );
+    server.wait_listening();
+    let c = client();
+    let resp = c
+        .get(server.url(&format!("/spaces/{DEMO_SPACE}/providers/token")))
+        .header("x-request-id", "ops-wrong-method")
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(resp.status(), 405);
+    assert_eq!(
+        resp.headers().get("allow").and_then(|v| v.to_str().ok()),
+        Some("POST")
+    );
+    let (body, samples) = scrape(&c, &format!("{}/metrics", server.base())).await;
+    drop(c);
+    assert_eq!(server.terminate().await.code(), Some(0));
+
+    let stderr = server.stderr();
+    let line = stderr
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .find(|v| v["request_id"] == "ops-wrong-method")
+        .unwrap_or_else(|| panic!("a request line; stderr:\n{stderr}"));
+    assert_eq!(line["status"], 405, "{line}");
+    assert_eq!(
+        line["route"], "/spaces/{id}/providers/token",
+        "a 405 on a known resource is logged under its template: {line}"
+    );
+    assert_eq!(
+        sample(
+            &samples,
+            "ozmint_http_requests_total",
+            &[
+                ("route", "/spaces/{id}/providers/token"),
+                ("method", "GET"),
+                ("status", "405")
+            ]
+        ),
+        1.0,
+        "a 405 on a known resource is counted under its template: {body}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn human_logs_have_one_line_per_request() {
+    let tmp = tempdir();
+    let mut server = Server::spawn(
+        tmp.path(),
+        &["--demo", "--listen", "127.0.0.1:0", "--data", "d"],
+        &[],
+    );
+    server.wait_listening();
+    let c = client();
+    let ids = ["human-1", "human-2", "human-3", "human-4"];
+    let urls = [
+        format!("{}/healthz", server.base()),
+        format!("{}/readyz", server.base()),
+        server.url("/nope"),
+        server.url(&format!("/spaces/{DEMO_SPACE}/providers/token")),
+    ];
+    for (rid, url) in ids.iter().zip(&urls) {
+        let resp = c
+            .get(url)
+            .header("x-request-id", *rid)
+            .send()
+            .await
+            .expect("request");
+        assert_eq!(request_id_of(&resp), *rid);
+    }
+    let resp = c
+        .post(server.url(&format!("/spaces/{DEMO_SPACE}/providers/token")))
+        .basic_auth(ADMIN.0, Some(ADMIN.1))
+        .send()
+        .await
+        .expect("mint");
+    let made = request_id_of(&resp);
+    token_of(resp).await;
+    drop(c);
+    assert_eq!(server.terminate().await.code(), Some(0));
+
+    let stderr = strip_ansi(&server.stderr());
+    let request_lines: Vec<&str> = stderr
+        .lines()
+        .filter(|l| l.contains("request_id="))
+        .collect();
+    assert_eq!(
+        request_lines.len(),
+        ids.len() + 1,
+        "one line per request; stderr:\n{stderr}"
+    );
+    for rid in ids.iter().copied().chain([made.as_str()]) {
+        let n = request_lines
+            .iter()
+            .filter(|l| l.contains(&format!("request_id={rid} ")))
+            .count();
+        assert_eq!(n, 1, "one line for {rid}; stderr:\n{stderr}");
+    }
+    for l in &request_lines {
+        assert!(
+            serde_json::from_str::<serde_json::Value>(l).is_err(),
+            "human, not JSON: {l}"
+        );
+        assert!(l.contains("route="), "{l}");
+        assert!(l.contains("status="), "{l}");
+        assert!(l.contains("latency_us="), "{l}");
+    }
+    assert!(
+        request_lines
+            .iter()
+            .any(|l| l.contains("/spaces/{id}/providers/token")),
+        "template in the human lines: {request_lines:?}"
+    );
+    assert!(!stderr.contains(DEMO_SPACE), "concrete space id logged");
+}
+
+// ---------------------------------------------------------------------------
+// Metrics and health.
+// ---------------------------------------------------------------------------
+
+/// One sample of an OpenMetrics text: name, labels, value.
+type Sample = (String, Vec<(String, String)>, f64);
+
+fn parse_metrics(text: &str) -> Vec<Sample> {
+    let mut out = Vec::new();
+    for line in text.lines() {
+        if line.starts_with('#') || line.trim().is_empty() {
+            continue;
+        }
+        let (series, value) = line.rsplit_once(' ').expect("`series value`");
+        let value: f64 = value
+            .parse()
+            .unwrap_or_else(|e| panic!("value in {line}: {e}"));
+        let (name, labels) = match series.split_once('{') {
+            None => (series.to_owned(), Vec::new()),
+            Some((name, rest)) => {
+                let rest = rest.strip_suffix('}').expect("closing brace");
+                let labels = rest
+                    .split(',')
+                    .filter(|p| !p.is_empty())
+                    .map(|p| {
+                        let (k, v) = p.split_once('=').expect("label=value");
+                        (k.to_owned(), v.trim_matches('"').to_owned())
+                    })
+                    .collect();
+                (name.to_owned(), labels)
+            }
+        };
+        out.push((name, labels, value));
+    }
+    out
+}
+
+/// The value of `name` with (at least) these labels, 0 if absent.
+fn sample(samples: &[Sample], name: &str, labels: &[(&str, &str)]) -> f64 {
+    samples
+        .iter()
+        .filter(|(n, l, _)| {
+            n == name
+                && labels
+                    .iter()
+                    .all(|(k, v)| l.iter().any(|(lk, lv)| lk == k && lv == v))
+        })
+        .map(|(_, _, v)| v)
+        .sum()
+}
+
+async fn scrape(c: &reqwest::Client, url: &str) -> (String, Vec<Sample>) {
+    let resp = c.get(url).send().await.expect("GET /metrics");
+    assert_eq!(resp.status(), 200);
+    let ctype = resp
+        .headers()
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_owned();
+    assert!(
+        ctype.starts_with("application/openmetrics-text"),
+        "content-type {ctype}"
+    );
+    let body = resp.text().await.expect("body");
+    assert!(
+        body.ends_with("# EOF\n"),
+        "OpenMetrics ends with # EOF: {body}"
+    );
+    let samples = parse_metrics(&body);
+    (body, samples)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_count_requests_mints_auth_failures_and_flushes() {
+    let tmp = tempdir();
+    let port = free_port();
+    let file = tmp.path().join("metrics.toml");
+    std::fs::write(
+        &file,
+        format!("durability = \"durable\"\n\n[metrics]\nlisten = \"127.0.0.1:{port}\"\n"),
+    )
+    .expect("write");
+    let mut server = Server::spawn(
+        tmp.path(),
+        &[
+            "--config",
+            path_str(&file),
+            "--demo",
+            "--listen",
+            "127.0.0.1:0",
+            "--data",
+            "d",
+        ],
+        &[],
+    );
+    server.wait_listening();
+    let c = client();
+    let metrics_url = format!("{}/metrics", server.base());
+
+    let (_, before) = scrape(&c, &metrics_url).await;
+    let route = "/spaces/{id}/providers/token";
+    let minted = |s: &[Sample]| {
+        sample(
+            s,
+            "ozmint_tokens_minted_total",
+            &[("type", "space_support_token")],
+        )
+    };
+    let reqs = |s: &[Sample], status: &str| {
+        sample(
+            s,
+            "ozmint_http_requests_total",
+            &[("route", route), ("method", "POST"), ("status", status)],
+        )
+    };
+    let failures = |s: &[Sample]| sample(s, "ozmint_auth_failures_total", &[]);
+
+    const MINTS: usize = 3;
+    for _ in 0..MINTS {
+        let resp = c
+            .post(server.url(&format!("/spaces/{DEMO_SPACE}/providers/token")))
+            .basic_auth(ADMIN.0, Some(ADMIN.1))
+            .send()
+            .await
+            .expect("mint");
+        token_of(resp).await;
+    }
+    // An unknown space: counted as a 404 request, mints nothing.
+    let unknown = ozmint::Id::random().to_string();
+    let resp = c
+        .post(server.url(&format!("/spaces/{unknown}/providers/token")))
+        .basic_auth(ADMIN.0, Some(ADMIN.1))
+        .send()
+        .await
+        .expect("unknown space");
+    assert_eq!(resp.status(), 404);
+    // A wrong password.
+    let resp = c
+        .post(server.url(&format!("/spaces/{DEMO_SPACE}/providers/token")))
+        .basic_auth(ADMIN.0, Some("not-the-password"))
+        .send()
+        .await
+        .expect("bad password");
+    assert_eq!(resp.status(), 401);
+
+    let (body, after) = scrape(&c, &metrics_url).await;
+    assert_eq!(
+        reqs(&after, "200") - reqs(&before, "200"),
+        MINTS as f64,
+        "{body}"
+    );
+    assert_eq!(reqs(&after, "404") - reqs(&before, "404"), 1.0, "{body}");
+    assert_eq!(reqs(&after, "401") - reqs(&before, "401"), 1.0, "{body}");
+    assert_eq!(minted(&after) - minted(&before), MINTS as f64, "{body}");
+    assert_eq!(failures(&after) - failures(&before), 1.0, "{body}");
+    assert!(
+        sample(
+            &after,
+            "ozmint_auth_failures_total",
+            &[("reason", "password")]
+        ) >= 1.0,
+        "{body}"
+    );
+    // The previous scrape of /metrics itself is counted.
+    assert!(
+        sample(
+            &after,
+            "ozmint_http_requests_total",
+            &[("route", "/metrics"), ("method", "GET"), ("status", "200")]
+        ) >= 1.0,
+        "{body}"
+    );
+    assert!(
+        body.contains("ozmint_store_flush_duration_seconds"),
+        "flush histogram: {body}"
+    );
+    assert!(
+        sample(&after, "ozmint_store_flush_duration_seconds_count", &[]) >= 1.0,
+        "durable mints flush the store: {body}"
+    );
+    // Labels carry templates, never concrete ids.
+    assert!(!body.contains(DEMO_SPACE), "{body}");
+    assert!(!body.contains(&unknown), "{body}");
+
+    // The separate plain-HTTP metrics listener serves the same registry.
+    let plain = client_builder().build().expect("client");
+    let (body2, on_metrics_port) =
+        scrape(&plain, &format!("http://127.0.0.1:{port}/metrics")).await;
+    assert!(
+        minted(&on_metrics_port) >= minted(&after),
+        "same counters: {body2}"
+    );
+    assert!(body2.contains("ozmint_http_requests_total"), "{body2}");
+    let resp = plain
+        .get(format!("http://127.0.0.1:{port}/healthz"))
+        .send()
+        .await
+        .expect("healthz on the metrics port");
+    assert_eq!(resp.status(), 200);
+    let resp = plain
+        .get(format!("http://127.0.0.1:{port}{PREFIX}/spaces"))
+        .send()
+        .await
+        .expect("API path on the metrics port");
+    assert_eq!(resp.status(), 404, "the metrics port serves no API");
+    drop((c, plain));
+    assert_eq!(server.terminate().await.code(), Some(0));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn healthz_and_readyz_answer_200_while_running() {
+    let tmp = tempdir();
+    let mut server = Server::spawn(
+        tmp.path(),
+        &["--demo", "--listen", "127.0.0.1:0", "--data", "d"],
+        &[],
+    );
+    server.wait_listening();
+    let c = client();
+    let resp = c
+        .get(format!("{}/healthz", server.base()))
+        .send()
+        .await
+        .expect("healthz");
+    assert_eq!(resp.status(), 200);
+    let v: serde_json::Value = resp.json().await.expect("JSON");
+    assert_eq!(v, serde_json::json!({ "status": "ok" }));
+    let resp = c
+        .get(format!("{}/readyz", server.base()))
+        .send()
+        .await
+        .expect("readyz");
+    assert_eq!(resp.status(), 200);
+    let v: serde_json::Value = resp.json().await.expect("JSON");
+    assert_eq!(v["status"], "ready", "{v}");
+    drop(c);
+    assert_eq!(server.terminate().await.code(), Some(0));
+}
+
+// ---------------------------------------------------------------------------
+// Shutdown.
+// ---------------------------------------------------------------------------
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_with_mints_in_flight_exits_0_and_every_answered_token_verifies() {
+    let tmp = tempdir();
+    let data = tmp.path().join("d");
+    let mut server = Server::spawn(
+        tmp.path(),
+        &[
+            "--demo",
+            "--listen",
+            "127.0.0.1:0",
+            "--data",
+            path_str(&data),
+            "--durability",
+            "durable",
+        ],
+        &[],
+    );
+    server.wait_listening();
+    let url = server.url(&format!("/spaces/{DEMO_SPACE}/providers/token"));
+
+    // 50 concurrent mints, each on its own HTTP/1.1 connection. The
+    // credential cache is cold, so most of them queue for argon2.
+    const N: usize = 50;
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<()>();
+    let mut tasks = tokio::task::JoinSet::new();
+    for _ in 0..N {
+        let url = url.clone();
+        let tx = tx.clone();
+        tasks.spawn(async move {
+            let c = client_builder()
+                .http1_only()
+                .pool_max_idle_per_host(0)
+                .build()
+                .expect("client");
+            let result = match c.post(&url).basic_auth(ADMIN.0, Some(ADMIN.1)).send().await {
+                Ok(resp) => {
+                    let status = resp.status().as_u16();
+                    match resp.text().await {
+                        Ok(body) => Ok((status, body)),
+                        Err(e) => Err(format!("body: {e}")),
+                    }
+                }
+                Err(e) => Err(format!("{e:?}")),
+            };
+            let _ = tx.send(());
+            (result, Instant::now())
+        });
+    }
+    drop(tx);
+    // SIGTERM as soon as the first request finished: the others are in flight.
+    tokio::time::timeout(Duration::from_secs(60), rx.recv())
+        .await
+        .expect("a first request finishes within 60 s");
+    let signalled = Instant::now();
+    server.signal("TERM");
+
+    let mut tokens = Vec::new();
+    let mut failed = Vec::new();
+    let mut answered_after_signal = 0;
+    let all = tokio::time::timeout(Duration::from_secs(90), async {
+        let mut out = Vec::new();
+        while let Some(r) = tasks.join_next().await {
+            out.push(r.expect("request task"));
+        }
+        out
+    })
+    .await
+    .expect("every request ends within 90 s");
+    for (result, at) in all {
+        match result {
+            Ok((status, body)) => {
+                assert_eq!(status, 200, "an answered request is a success: {body}");
+                let v: serde_json::Value = serde_json::from_str(&body).expect("JSON");
+                tokens.push(v["token"].as_str().expect("token").to_owned());
+                if at > signalled {
+                    answered_after_signal += 1;
+                }
+            }
+            Err(e) => failed.push(e),
+        }
+    }
+    let status = server.wait_exit().await;
+    eprintln!(
+        "{} answered ({} after SIGTERM), {} without an answer: {:?}",
+        tokens.len(),
+        answered_after_signal,
+        failed.len(),
+        failed.iter().take(3).collect::<Vec<_>>()
+    );
+    assert_eq!(status.code(), Some(0), "stderr {}", server.stderr());
+    assert!(!tokens.is_empty());
+    assert!(
+        answered_after_signal >= 1,
+        "requests in flight at SIGTERM are completed, not cut"
+    );
+    assert_eq!(tokens.len() + failed.len(), N);
+
+    // Every token that was handed out was durably recorded.
+    let minter = open_minter(&data);
+    for t in &tokens {
+        let v = minter
+            .verify_kind(t, TokenKind::SpaceSupport)
+            .unwrap_or_else(|e| panic!("an answered token verifies after shutdown: {e}"));
+        assert_eq!(v.record.target.to_string(), DEMO_SPACE);
+    }
+}
+
+/// A TLS client config trusting only the server's generated certificate.
+fn tls_client(data_dir: &Path) -> tokio_rustls::TlsConnector {
+    use tokio_rustls::rustls;
+    let pem = std::fs::read(data_dir.join("tls").join("cert.pem")).expect("cert.pem");
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in rustls_pemfile::certs(&mut pem.as_slice()) {
+        roots.add(cert.expect("PEM certificate")).expect("add root");
+    }
+    let config = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .expect("protocol versions")
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    tokio_rustls::TlsConnector::from(Arc::new(config))
+}
+
+/// Reads one HTTP/1.1 response (head and Content-Length body), bounded.
+async fn read_response<S: tokio::io::AsyncRead + Unpin>(stream: &mut S) -> (u16, String) {
+    use tokio::io::AsyncReadExt;
+    let mut buf = Vec::new();
+    let read = async {
+        let mut chunk = [0u8; 4096];
+        loop {
+            if let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                let head = String::from_utf8_lossy(&buf[..end]).to_string();
+                let len: usize = head
+                    .lines()
+                    .find_map(|l| {
+                        let (k, v) = l.split_once(':')?;
+                        k.eq_ignore_ascii_case("content-length")
+                            .then(|| v.trim().parse().ok())?
+                    })
+                    .unwrap_or(0);
+                if buf.len() >= end + 4 + len {
+                    let body = String::from_utf8_lossy(&buf[end + 4..end + 4 + len]).to_string();
+                    return (head, body);
+                }
+            }
+            match stream.read(&mut chunk).await {
+                Ok(0) => panic!("connection closed mid-response: {:?}", text(&buf)),
+                Ok(n) => buf.extend_from_slice(&chunk[..n]),
+                Err(e) => panic!("read: {e}; got {:?}", text(&buf)),
+            }
+        }
+    };
+    let (head, body) = tokio::time::timeout(Duration::from_secs(20), read)
+        .await
+        .expect("a response within 20 s");
+    let status = head
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("status line: {head}"));
+    (status, body)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn after_sigterm_new_connections_are_refused_while_an_in_flight_mint_completes() {
+    use base64::Engine as _;
+    use tokio::io::AsyncWriteExt;
+
+    let tmp = tempdir();
+    let data = tmp.path().join("d");
+    let mut server = Server::spawn(
+        tmp.path(),
+        &[
+            "--demo",
+            "--listen",
+            "127.0.0.1:0",
+            "--data",
+            path_str(&data),
+            "--durability",
+            "durable",
+        ],
+        &[],
+    );
+    let addr = server.wait_listening();
+
+    // A provider registration (which mints its root token) whose body is
+    // held back: the request is in the handler, waiting for the body.
+    let tcp = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    let name = tokio_rustls::rustls::pki_types::ServerName::try_from("127.0.0.1")
+        .expect("server name")
+        .to_owned();
+    let mut tls = tokio::time::timeout(
+        Duration::from_secs(10),
+        tls_client(&data).connect(name, tcp),
+    )
+    .await
+    .expect("TLS handshake within 10 s")
+    .expect("TLS handshake");
+    let body = br#"{"name":"in-flight","domain":"in-flight.example"}"#;
+    let auth = base64::engine::general_purpose::STANDARD.encode(format!("{}:{}", ADMIN.0, ADMIN.1));
+    let head = format!(
+        "POST {PREFIX}/providers HTTP/1.1\r\nHost: 127.0.0.1:{}\r\nAuthorization: Basic {auth}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+        addr.port(),
+        body.len()
+    );
+    tls.write_all(head.as_bytes()).await.expect("write head");
+    tls.write_all(&body[..10])
+        .await
+        .expect("write part of the body");
+    tls.flush().await.expect("flush");
+    // Let the server parse the head and authenticate (argon2).
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+
+    server.signal("TERM");
+    // The listener closes: new connections are refused while the server
+    // still waits for the request in flight.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        match tokio::net::TcpStream::connect(addr).await {
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionRefused => break,
+            Err(e) => panic!("unexpected connect error: {e}"),
+            Ok(s) => drop(s),
+        }
+        assert!(
+            Instant::now() < deadline,
+            "new connections still accepted 10 s after SIGTERM"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(
+        server.child.try_wait().expect("try_wait").is_none(),
+        "the server waits for the request in flight"
+    );
+
+    // The held request completes.
+    tls.write_all(&body[10..]).await.expect("write the rest");
+    tls.flush().await.expect("flush");
+    let (status, answer) = read_response(&mut tls).await;
+    assert_eq!(status, 201, "{answer}");
+    let v: serde_json::Value = serde_json::from_str(&answer).expect("JSON");
+    let token = v["providerRootToken"].as_str().expect("token").to_owned();
+    drop(tls);
+
+    let status = server.wait_exit().await;
+    assert_eq!(status.code(), Some(0), "stderr {}", server.stderr());
+    // Still refused after the exit.
+    assert!(tokio::net::TcpStream::connect(addr).await.is_err());
+    let minter = open_minter(&data);
+    minter
+        .verify_kind(&token, TokenKind::Provider)
+        .expect("the provider token minted during shutdown verifies");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigint_exits_0() {
+    let tmp = tempdir();
+    let mut server = Server::spawn(
+        tmp.path(),
+        &["--demo", "--listen", "127.0.0.1:0", "--data", "d"],
+        &[],
+    );
+    let addr = server.wait_listening();
+    let c = client();
+    let resp = c
+        .get(format!("{}/healthz", server.base()))
+        .send()
+        .await
+        .expect("healthz");
+    assert_eq!(resp.status(), 200);
+    drop(c);
+    server.signal("INT");
+    let status = server.wait_exit().await;
+    assert_eq!(status.code(), Some(0), "stderr {}", server.stderr());
+    assert!(tokio::net::TcpStream::connect(addr).await.is_err());
+}
+
+// ---------------------------------------------------------------------------
+// Help, version, exit codes.
+// ---------------------------------------------------------------------------
+
+#[test]
+fn help_of_every_command_exits_0_with_a_description() {
+    let tmp = tempdir();
+    let commands: &[&[&str]] = &[
+        &[],
+        &["serve"],
+        &["import"],
+        &["export"],
+        &["admin"],
+        &["admin", "users"],
+        &["admin", "groups"],
+        &["admin", "spaces"],
+        &["admin", "tokens"],
+        &["admin", "keys"],
+        &["backup"],
+        &["restore"],
+        &["check"],
+        &["keys"],
+    ];
+    for args in commands {
+        let mut cmd = ozmint(tmp.path());
+        cmd.args(*args).arg("--help");
+        let out = run(cmd);
+        let stdout = text(&out.stdout);
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{args:?} --help: {}",
+            text(&out.stderr)
+        );
+        let description = stdout.lines().next().unwrap_or("").trim();
+        assert!(
+            !description.is_empty() && !description.starts_with("Usage:"),
+            "{args:?} --help starts with a description: {stdout}"
+        );
+        assert!(stdout.contains("Usage:"), "{args:?} --help: {stdout}");
+    }
+    assert!(
+        !tmp.path().join("ozmint-data").exists(),
+        "help creates nothing"
+    );
+}
+
+#[test]
+fn version_prints_the_cargo_version() {
+    let tmp = tempdir();
+    let mut cmd = ozmint(tmp.path());
+    cmd.arg("--version");
+    let out = run(cmd);
+    assert_eq!(out.status.code(), Some(0));
+    assert_eq!(
+        text(&out.stdout).trim(),
+        format!("ozmint {}", env!("CARGO_PKG_VERSION"))
+    );
+}
+
+#[test]
+fn usage_error_exits_2() {
+    let tmp = tempdir();
+    let mut cmd = ozmint(tmp.path());
+    cmd.args(["serve", "--nope"]);
+    let out = run(cmd);
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "stderr {stderr}");
+    assert!(stderr.contains("--nope"), "{stderr}");
+    assert!(!tmp.path().join("ozmint-data").exists());
+}
+
+#[test]
+fn listening_on_an_address_in_use_exits_1() {
+    let tmp = tempdir();
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = taken.local_addr().expect("addr").to_string();
+    let mut cmd = ozmint(tmp.path());
+    cmd.args(["serve", "--listen", &addr, "--data", "d"])
+        .env("OZMINT_ADMIN_PASSWORD", "in-use-test");
+    let out = run(cmd);
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "stderr {stderr}");
+    assert!(stderr.contains(&addr), "the address is named: {stderr}");
+    drop(taken);
+}
