@@ -83,6 +83,13 @@ impl fmt::Display for AuthError {
 /// Hashes a password with argon2id (random salt, PHC string). Slow by design:
 /// call it off the async runtime.
 pub fn hash_password(password: &str) -> Result<String> {
+    // Refuse what `check_password` would never accept: an account nobody
+    // could log in to.
+    if password.is_empty() || password.len() > MAX_PASSWORD {
+        return Err(Error::Invalid(format!(
+            "a password must be 1 to {MAX_PASSWORD} bytes long"
+        )));
+    }
     let salt = SaltString::generate(&mut OsRng);
     Argon2::default()
         .hash_password(password.as_bytes(), &salt)
