@@ -143,6 +143,9 @@ pub enum Groups {
     Create {
         /// Name.
         name: String,
+        /// Onezone group type.
+        #[arg(long = "type", value_name = "TYPE", default_value = "role")]
+        kind: ozmint::model::GroupType,
     },
     /// Show a group.
     Show {
@@ -411,10 +414,10 @@ fn call_for(cmd: Admin) -> Result<Call, String> {
         },
         Admin::Groups(c) => match c {
             Groups::List => get("/groups".into()),
-            Groups::Create { name } => Call(
+            Groups::Create { name, kind } => Call(
                 M::POST,
                 "/user/groups".into(),
-                Some(json!({ "name": name })),
+                Some(json!({ "name": name, "type": kind.as_str() })),
             ),
             Groups::Show { id } => get(format!("/groups/{id}")),
             Groups::Rename { id, name } => Call(

@@ -163,6 +163,7 @@ mod tests {
     fn unknown_version_and_trailing_bytes_are_errors() {
         let g = Group {
             name: "g".into(),
+            kind: GroupType::Team,
             created: 7,
         };
         let mut bytes = encode(&g).unwrap();

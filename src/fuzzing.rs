@@ -33,8 +33,8 @@ use crate::codec;
 use crate::error::{Entity, Error, Result};
 use crate::http::routes::{self, Endpoint, PREFIX};
 use crate::model::{
-    now, Group, GroupPrivileges, Id, PrivSet, Privilege, Provider, RootKey, Space, SpacePrivileges,
-    Subject, Support, TokenKind, TokenRecord, TokenState, User, ZonePrivileges,
+    now, Group, GroupPrivileges, GroupType, Id, PrivSet, Privilege, Provider, RootKey, Space,
+    SpacePrivileges, Subject, Support, TokenKind, TokenRecord, TokenState, User, ZonePrivileges,
 };
 use crate::store::{
     Batch, Relation, Store, TreeName, GROUP_CHILDREN, GROUP_USERS, PAGE_MAX, SPACE_GROUPS,
@@ -1462,7 +1462,7 @@ pub fn store_ops(data: &[u8]) {
                 let name = if flags % 8 == 0 { " " } else { "team" };
                 let creator = (flags & 0x10 != 0).then(|| m.pick(Entity::User, &mut input));
                 let got = if kind == Entity::Group {
-                    store.insert_group(id, name, creator)
+                    store.insert_group(id, name, GroupType::ALL[usize::from(flags >> 6)], creator)
                 } else {
                     store.insert_space(id, name, creator)
                 };

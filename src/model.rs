@@ -353,8 +353,64 @@ impl fmt::Debug for User {
 pub struct Group {
     /// Display name.
     pub name: String,
+    /// Onezone's group type (`role` unless set otherwise).
+    pub kind: GroupType,
     /// Creation time, unix seconds.
     pub created: u64,
+}
+
+/// Onezone's group types; they label a group and change no privilege.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum GroupType {
+    /// `organization`.
+    Organization,
+    /// `unit`.
+    Unit,
+    /// `team`.
+    Team,
+    /// `role`, Onezone's default.
+    #[default]
+    Role,
+}
+
+impl GroupType {
+    /// Every type, in Onezone's order.
+    pub const ALL: [GroupType; 4] = [
+        GroupType::Organization,
+        GroupType::Unit,
+        GroupType::Team,
+        GroupType::Role,
+    ];
+
+    /// Onezone's name of the type.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            GroupType::Organization => "organization",
+            GroupType::Unit => "unit",
+            GroupType::Team => "team",
+            GroupType::Role => "role",
+        }
+    }
+}
+
+impl fmt::Display for GroupType {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for GroupType {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        GroupType::ALL
+            .into_iter()
+            .find(|t| t.as_str() == s)
+            .ok_or_else(|| {
+                format!("unknown group type {s:?}: expected organization, unit, team or role")
+            })
+    }
 }
 
 /// A space (a logical data container supported by providers).

@@ -23,7 +23,7 @@ use super::{blocking, exists, json, parse_id, read_json, App};
 use crate::auth::{allowed, hash_password, verify_password, Action};
 use crate::error::{Entity, Error};
 use crate::model::{
-    GroupPrivilege as GP, GroupPrivileges, Id, PrivSet, Privilege, SpacePrivilege as SP,
+    GroupPrivilege as GP, GroupPrivileges, GroupType, Id, PrivSet, Privilege, SpacePrivilege as SP,
     SpacePrivileges, Subject, ZonePrivilege as ZP, ZonePrivileges,
 };
 use crate::store::{
@@ -128,6 +128,24 @@ fn me(subject: &Subject) -> Result<Id, ApiError> {
 #[serde(deny_unknown_fields)]
 struct NameBody {
     name: String,
+}
+
+/// Onezone's `GroupCreateRequest`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NewGroup {
+    name: String,
+    #[serde(default, rename = "type")]
+    kind: GroupType,
+}
+
+/// Onezone's `GroupUpdateRequest`: either field, or both.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct GroupUpdate {
+    name: Option<String>,
+    #[serde(rename = "type")]
+    kind: Option<GroupType>,
 }
 
 #[derive(Deserialize)]
@@ -322,14 +340,17 @@ pub(super) async fn dispatch(
             if method == Method::PATCH {
                 require(app, &subject, Action::Zone(ZP::SetPrivileges))?;
                 let upd: PrivUpdate = read_json(app, body).await?;
-                let old = app
-                    .store
-                    .user(&uid)?
-                    .map(|u| u.zone_privileges)
-                    .unwrap_or_default();
-                let new = upd.apply(old)?;
+                // Validate names first; then read, change and write under the
+                // store's writer lock so that concurrent grants add up.
+                upd.apply(ZonePrivileges::empty())?;
                 let store = app.store.clone();
-                blocking(move || store.update_user(&uid, |u| u.zone_privileges = new)).await?;
+                blocking(move || {
+                    store.update_user(&uid, |u| {
+                        u.zone_privileges =
+                            upd.apply(u.zone_privileges).unwrap_or(u.zone_privileges)
+                    })
+                })
+                .await?;
                 return Ok(empty(StatusCode::NO_CONTENT));
             }
             if subject != Subject::User(uid) {
@@ -546,16 +567,14 @@ async fn create_container(
     body: Incoming,
 ) -> Result<Resp, ApiError> {
     let uid = me(subject)?;
-    let req: NameBody = read_json(app, body).await?;
     let store = app.store.clone();
-    let id = blocking(move || {
-        if group {
-            store.create_group(&req.name, Some(uid))
-        } else {
-            store.create_space(&req.name, Some(uid))
-        }
-    })
-    .await?;
+    let id = if group {
+        let req: NewGroup = read_json(app, body).await?;
+        blocking(move || store.create_group_of_type(&req.name, req.kind, Some(uid))).await?
+    } else {
+        let req: NameBody = read_json(app, body).await?;
+        blocking(move || store.create_space(&req.name, Some(uid))).await?
+    };
     Ok(created(format!(
         "/{}/{id}",
         if group { "groups" } else { "spaces" }
@@ -590,12 +609,22 @@ async fn container(
     match method {
         Method::PATCH => {
             require(app, subject, change.on(cid))?;
-            let req: NameBody = read_json(app, body).await?;
-            blocking(move || match c {
-                Kind::Group => store.rename_group(&cid, &req.name),
-                Kind::Space => store.rename_space(&cid, &req.name),
-            })
-            .await?;
+            match c {
+                Kind::Group => {
+                    let req: GroupUpdate = read_json(app, body).await?;
+                    if req.name.is_none() && req.kind.is_none() {
+                        return Err(ApiError::bad_request(
+                            "Expected at least one of the fields name and type.",
+                        ));
+                    }
+                    blocking(move || store.update_group(&cid, req.name.as_deref(), req.kind))
+                        .await?;
+                }
+                Kind::Space => {
+                    let req: NameBody = read_json(app, body).await?;
+                    blocking(move || store.rename_space(&cid, &req.name)).await?;
+                }
+            }
             Ok(empty(StatusCode::NO_CONTENT))
         }
         Method::DELETE => {
@@ -610,7 +639,7 @@ async fn container(
                     let g = store.group(&cid)?.ok_or(Error::NotFound(Entity::Group))?;
                     json(
                         StatusCode::OK,
-                        &json!({ "groupId": cid.to_string(), "name": g.name, "type": "role" }),
+                        &json!({ "groupId": cid.to_string(), "name": g.name, "type": g.kind.as_str() }),
                     )
                 }
                 Kind::Space => {
@@ -704,7 +733,7 @@ where
                     let g = store.group(&mid)?.ok_or(Error::NotFound(Entity::Group))?;
                     Ok(json(
                         StatusCode::OK,
-                        &json!({ "groupId": mid.to_string(), "name": g.name, "type": "role" }),
+                        &json!({ "groupId": mid.to_string(), "name": g.name, "type": g.kind.as_str() }),
                     ))
                 }
             }

@@ -12,7 +12,8 @@ use super::relations::{GROUP_CHILDREN, GROUP_USERS, SPACE_GROUPS, SPACE_PROVIDER
 use super::{Store, PAGE_MAX};
 use crate::error::{Error, Result};
 use crate::model::{
-    now, GroupPrivileges, Id, PrivSet, Privilege, SpacePrivileges, Support, User, ZonePrivileges,
+    now, GroupPrivileges, GroupType, Id, PrivSet, Privilege, SpacePrivileges, Support, User,
+    ZonePrivileges,
 };
 
 /// A whole data set.
@@ -80,6 +81,9 @@ pub struct DatasetGroup {
     pub id: String,
     /// Name.
     pub name: String,
+    /// Onezone's group type; `role` when absent.
+    #[serde(default, rename = "type")]
+    pub kind: GroupType,
     /// Direct users.
     #[serde(default)]
     pub users: Vec<DatasetMember>,
@@ -202,7 +206,7 @@ impl Store {
             self.insert_user(id(&u.id)?, &user)?;
         }
         for g in &set.groups {
-            self.insert_group(id(&g.id)?, &g.name, None)?;
+            self.insert_group(id(&g.id)?, &g.name, g.kind, None)?;
         }
         for s in &set.spaces {
             self.insert_space(id(&s.id)?, &s.name, None)?;
@@ -258,6 +262,7 @@ impl Store {
             set.groups.push(DatasetGroup {
                 id: gid.to_string(),
                 name: g.name,
+                kind: g.kind,
                 users: members(all(|a| self.members(&GROUP_USERS, &gid, a, PAGE_MAX))?),
                 children: members(all(|a| self.members(&GROUP_CHILDREN, &gid, a, PAGE_MAX))?),
             });

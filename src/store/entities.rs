@@ -13,7 +13,8 @@ use super::relations::{
 use super::{encode, Batch, Store, TreeName};
 use crate::error::{Entity, Error, Result};
 use crate::model::{
-    now, Group, GroupPrivileges, Id, Provider, Space, SpacePrivileges, User, ZonePrivileges,
+    now, Group, GroupPrivileges, GroupType, Id, Provider, Space, SpacePrivileges, User,
+    ZonePrivileges,
 };
 
 /// Longest accepted user name, in bytes.
@@ -229,15 +230,33 @@ impl Store {
         self.page(TreeName::UserIdUser, &[], after, limit)
     }
 
-    /// Creates a group. The creator, if any, becomes a member with all group privileges.
+    /// Creates a group of type `role`. The creator, if any, becomes a member
+    /// with all group privileges.
     pub fn create_group(&self, name: &str, creator: Option<Id>) -> Result<Id> {
+        self.create_group_of_type(name, GroupType::Role, creator)
+    }
+
+    /// Creates a group of the given type. The creator, if any, becomes a
+    /// member with all group privileges.
+    pub fn create_group_of_type(
+        &self,
+        name: &str,
+        kind: GroupType,
+        creator: Option<Id>,
+    ) -> Result<Id> {
         let id = Id::random();
-        self.insert_group(id, name, creator)?;
+        self.insert_group(id, name, kind, creator)?;
         Ok(id)
     }
 
     /// Inserts a group under a given id.
-    pub fn insert_group(&self, id: Id, name: &str, creator: Option<Id>) -> Result<()> {
+    pub fn insert_group(
+        &self,
+        id: Id,
+        name: &str,
+        kind: GroupType,
+        creator: Option<Id>,
+    ) -> Result<()> {
         check_name("group name", name, super::entities::MAX_NAME)?;
         let _w = self.lock();
         if self.exists(Entity::Group, &id)? {
@@ -246,6 +265,7 @@ impl Store {
         let mut batch = Batch::new();
         let group = Group {
             name: name.to_owned(),
+            kind,
             created: now(),
         };
         batch.put(
@@ -275,10 +295,20 @@ impl Store {
 
     /// Renames a group.
     pub fn rename_group(&self, id: &Id, name: &str) -> Result<()> {
-        check_name("group name", name, MAX_NAME)?;
+        self.update_group(id, Some(name), None)
+    }
+
+    /// Changes a group's name, type or both.
+    pub fn update_group(&self, id: &Id, name: Option<&str>, kind: Option<GroupType>) -> Result<()> {
+        if let Some(name) = name {
+            check_name("group name", name, MAX_NAME)?;
+        }
         let _w = self.lock();
         let mut g: Group = self.group(id)?.ok_or(Error::NotFound(Entity::Group))?;
-        g.name = name.to_owned();
+        if let Some(name) = name {
+            g.name = name.to_owned();
+        }
+        g.kind = kind.unwrap_or(g.kind);
         self.put_entity(Entity::Group, id, &g)?;
         drop(_w);
         self.committed()
