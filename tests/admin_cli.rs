@@ -197,6 +197,26 @@ async fn api_get(s: &TestServer, path: &str) -> Value {
     r.json().await.expect("JSON body")
 }
 
+/// The `ozmint admin` lines of README.md's worked example, split into
+/// arguments (without the program name and the trailing comments).
+fn readme_example() -> Vec<Vec<String>> {
+    let readme = include_str!("../README.md");
+    let at = readme
+        .find("A worked example")
+        .expect("README.md has the worked example");
+    let block = &readme[at..];
+    let block = &block[block.find("```sh\n").expect("a sh block") + 6..];
+    let block = &block[..block.find("```").expect("the end of the block")];
+    block
+        .lines()
+        .filter(|l| l.starts_with("ozmint admin"))
+        .map(|l| {
+            let l = l.split('#').next().unwrap_or_default();
+            l.split_whitespace().skip(1).map(str::to_owned).collect()
+        })
+        .collect()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn readme_worked_example() {
     bounded(async {
@@ -204,64 +224,47 @@ async fn readme_worked_example() {
         let url = s.base();
         let cli = Cli::new(&[("OZMINT_URL", &url), ("OZMINT_PASSWORD", "password")]);
 
-        // ozmint admin -k users create dave --password dave-pw
-        let out = cli
-            .run(&[
-                "admin",
-                "-k",
-                "users",
-                "create",
-                "dave",
-                "--password",
-                "dave-pw",
-            ])
-            .await;
-        let dave = created(&out, "users");
-        // ozmint admin -k groups create ops
-        let out = cli.run(&["admin", "-k", "groups", "create", "ops"]).await;
-        let group = created(&out, "groups");
-        // ozmint admin -k groups add-user $GROUP $DAVE
-        let out = cli
-            .run(&["admin", "-k", "groups", "add-user", &group, &dave])
-            .await;
-        assert_eq!(out.json(), json!({}), "{out:#?}");
-        // ozmint admin -k groups privileges $GROUP --user $DAVE --grant group_create_space_token
-        let out = cli
-            .run(&[
-                "admin",
-                "-k",
-                "groups",
-                "privileges",
-                &group,
-                "--user",
-                &dave,
-                "--grant",
-                "group_create_space_token",
-            ])
-            .await;
-        assert_eq!(out.json(), json!({}), "{out:#?}");
-        // ozmint admin -k --user dave --password dave-pw tokens create-space $GROUP
-        let out = cli
-            .run(&[
-                "admin",
-                "-k",
-                "--user",
-                "dave",
-                "--password",
-                "dave-pw",
-                "tokens",
-                "create-space",
-                &group,
-            ])
-            .await;
-        let token = out.field("token");
-        // ozmint admin -k backup
-        let out = cli.run(&["admin", "-k", "backup"]).await;
-        let path = PathBuf::from(out.field("path"));
+        // The command lines exactly as README.md has them, with $DAVE and
+        // $GROUP standing for the ids the first two print.
+        let lines = readme_example();
+        let shapes: Vec<&str> = lines.iter().map(|l| l[2].as_str()).collect();
+        assert_eq!(
+            shapes,
+            ["users", "groups", "groups", "groups", "--user", "backup"],
+            "the README example's shape changed; update this test: {lines:?}"
+        );
+        let mut vars: Vec<(&str, String)> = Vec::new();
+        let mut outs = Vec::new();
+        for line in &lines {
+            let args: Vec<String> = line
+                .iter()
+                .map(|a| {
+                    vars.iter()
+                        .find(|(k, _)| a == k)
+                        .map_or_else(|| a.clone(), |(_, v)| v.clone())
+                })
+                .collect();
+            assert!(
+                args.iter().all(|a| !a.starts_with('$')),
+                "an unknown variable in {args:?}"
+            );
+            let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+            let out = cli.run(&refs).await;
+            match outs.len() {
+                0 => vars.push(("$DAVE", created(&out, "users"))),
+                1 => vars.push(("$GROUP", created(&out, "groups"))),
+                2 | 3 => assert_eq!(out.json(), json!({}), "{out:#?}"),
+                _ => {}
+            }
+            outs.push(out);
+        }
+        let (dave, group) = (vars[0].1.clone(), vars[1].1.clone());
+        let token = outs[4].field("token");
+        let path = PathBuf::from(outs[5].field("path"));
 
         // What the example did, seen through the API.
         let v = api_get(&s, &format!("/groups/{group}")).await;
-        assert_eq!(v["name"], "ops");
+        assert_eq!((&v["name"], &v["type"]), (&json!("ops"), &json!("team")));
         let v = api_get(&s, &format!("/groups/{group}/users/{dave}/privileges")).await;
         assert_eq!(
             privileges(&v),
