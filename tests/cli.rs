@@ -5,210 +5,18 @@
 
 mod common;
 
-use std::fs::File;
-use std::io::{BufRead, BufReader};
-use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Output, Stdio};
-use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use common::{client, expect_token, ADMIN, DEMO_GROUP, DEMO_SPACE, PREFIX};
+use common::spawned::{ozmint, run, text, Server};
+use common::{client, expect_token, ADMIN, DEMO_GROUP, DEMO_SPACE};
 use ozmint::Id;
 
-const BIN: &str = env!("CARGO_BIN_EXE_ozmint");
-const START_DEADLINE: Duration = Duration::from_secs(60);
+/// Upper bound for a server to exit after SIGTERM.
 const EXIT_DEADLINE: Duration = Duration::from_secs(15);
-const LISTENING: &str = "ozmint listening on https://";
 /// Every subcommand of the binary.
 const SUBCOMMANDS: [&str; 8] = [
     "serve", "import", "export", "admin", "backup", "restore", "check", "keys",
 ];
-
-/// The binary with a clean `OZMINT_*` environment, run in `cwd`.
-fn ozmint(cwd: &Path) -> Command {
-    let mut cmd = Command::new(BIN);
-    cmd.current_dir(cwd);
-    for (k, _) in std::env::vars_os() {
-        if k.to_string_lossy().starts_with("OZMINT_") {
-            cmd.env_remove(k);
-        }
-    }
-    cmd
-}
-
-/// A running `ozmint serve`: killed on drop unless it already exited.
-struct Server {
-    child: Child,
-    lines: Receiver<String>,
-    stdout: Vec<String>,
-    stderr_path: PathBuf,
-    addr: Option<SocketAddr>,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        if let Ok(None) = self.child.try_wait() {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
-    }
-}
-
-impl Server {
-    /// Spawns `ozmint serve ARGS` in `cwd` with `env`; stdout is read line by
-    /// line, stderr (the logs) goes to a file in `cwd`.
-    fn spawn(cwd: &Path, args: &[&str], env: &[(&str, &str)]) -> Server {
-        let stderr_path = cwd.join(format!(
-            "stderr-{}.log",
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map(|d| d.as_nanos())
-                .unwrap_or(0)
-        ));
-        let stderr = File::create(&stderr_path).expect("stderr file");
-        let mut cmd = ozmint(cwd);
-        cmd.arg("serve")
-            .args(args)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(stderr);
-        for (k, v) in env {
-            cmd.env(k, v);
-        }
-        let mut child = cmd.spawn().expect("spawn ozmint serve");
-        let out = child.stdout.take().expect("stdout pipe");
-        let (tx, lines) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(out).lines() {
-                let Ok(line) = line else { break };
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
-        Server {
-            child,
-            lines,
-            stdout: Vec::new(),
-            stderr_path,
-            addr: None,
-        }
-    }
-
-    fn stderr(&self) -> String {
-        std::fs::read_to_string(&self.stderr_path).unwrap_or_default()
-    }
-
-    /// Reads stdout until the `listening` line (60 s at most); returns the address.
-    fn wait_listening(&mut self) -> SocketAddr {
-        let deadline = Instant::now() + START_DEADLINE;
-        loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            match self.lines.recv_timeout(left) {
-                Ok(line) => {
-                    self.stdout.push(line.clone());
-                    if let Some(rest) = line.strip_prefix(LISTENING) {
-                        let addr: SocketAddr = rest
-                            .trim()
-                            .parse()
-                            .unwrap_or_else(|e| panic!("address in {line:?}: {e}"));
-                        self.addr = Some(addr);
-                        return addr;
-                    }
-                }
-                Err(RecvTimeoutError::Timeout) => panic!(
-                    "no listening line within {START_DEADLINE:?}; stdout {:?}; stderr {}",
-                    self.stdout,
-                    self.stderr()
-                ),
-                Err(RecvTimeoutError::Disconnected) => {
-                    let status = self.child.wait().ok();
-                    panic!(
-                        "ozmint exited ({status:?}) before listening; stdout {:?}; stderr {}",
-                        self.stdout,
-                        self.stderr()
-                    )
-                }
-            }
-        }
-    }
-
-    fn url(&self, path: &str) -> String {
-        let addr = self.addr.expect("listening");
-        format!("https://127.0.0.1:{}{PREFIX}{path}", addr.port())
-    }
-
-    /// Sends SIGTERM and waits (15 s at most) for the exit status.
-    fn terminate(mut self) -> ExitStatus {
-        let pid = self.child.id().to_string();
-        let st = Command::new("kill")
-            .args(["-TERM", &pid])
-            .status()
-            .expect("run kill");
-        assert!(st.success(), "kill -TERM {pid}");
-        let deadline = Instant::now() + EXIT_DEADLINE;
-        loop {
-            if let Some(status) = self.child.try_wait().expect("try_wait") {
-                // Collect what stdout still had.
-                while let Ok(line) = self.lines.try_recv() {
-                    self.stdout.push(line);
-                }
-                return status;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "ozmint did not exit within {EXIT_DEADLINE:?} of SIGTERM; stderr {}",
-                self.stderr()
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-}
-
-/// Runs a short command to completion (30 s at most) and collects its output.
-fn run(mut cmd: Command) -> Output {
-    let mut child = cmd
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn ozmint");
-    let deadline = Instant::now() + Duration::from_secs(30);
-    // Drain the pipes on threads so a large output cannot block the child.
-    let mut out = child.stdout.take().expect("stdout");
-    let mut err = child.stderr.take().expect("stderr");
-    let out_t = std::thread::spawn(move || {
-        let mut v = Vec::new();
-        std::io::Read::read_to_end(&mut out, &mut v).ok();
-        v
-    });
-    let err_t = std::thread::spawn(move || {
-        let mut v = Vec::new();
-        std::io::Read::read_to_end(&mut err, &mut v).ok();
-        v
-    });
-    let status = loop {
-        if let Some(st) = child.try_wait().expect("try_wait") {
-            break st;
-        }
-        if Instant::now() >= deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("ozmint did not finish within 30 s");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    };
-    Output {
-        status,
-        stdout: out_t.join().expect("stdout thread"),
-        stderr: err_t.join().expect("stderr thread"),
-    }
-}
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
-}
 
 fn tempdir() -> tempfile::TempDir {
     tempfile::tempdir().expect("tempdir")
@@ -271,13 +79,12 @@ async fn serve_demo_answers_the_seed_examples_and_exits_0_on_sigterm() {
     drop(c);
 
     assert!(data.join("tls").join("cert.pem").exists());
-    let stderr_path = server.stderr_path.clone();
-    let status = server.terminate();
+    let status = server.terminate(EXIT_DEADLINE).await;
     assert_eq!(
         status.code(),
         Some(0),
         "exit status {status:?}; stderr {}",
-        std::fs::read_to_string(stderr_path).unwrap_or_default()
+        server.stderr()
     );
 }
 
@@ -305,7 +112,7 @@ async fn demo_mode_listens_on_loopback_only_when_asked_for_all_interfaces() {
         .expect("request");
     expect_token(resp).await;
     drop(c);
-    assert_eq!(server.terminate().code(), Some(0));
+    assert_eq!(server.terminate(EXIT_DEADLINE).await.code(), Some(0));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -335,7 +142,7 @@ async fn new_store_takes_the_admin_password_from_the_environment() {
     assert_eq!(login_status(&c, &server, "admin", "s3cret").await, 404);
     assert_eq!(login_status(&c, &server, "admin", "password").await, 401);
     drop(c);
-    assert_eq!(server.terminate().code(), Some(0));
+    assert_eq!(server.terminate(EXIT_DEADLINE).await.code(), Some(0));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -359,7 +166,7 @@ async fn new_store_prints_a_generated_admin_password_once() {
     assert_eq!(login_status(&c, &server, "admin", &password).await, 404);
     assert_eq!(login_status(&c, &server, "admin", "password").await, 401);
     drop(c);
-    assert_eq!(server.terminate().code(), Some(0));
+    assert_eq!(server.terminate(EXIT_DEADLINE).await.code(), Some(0));
 
     // A second start on the same store prints no password, and the first one still works.
     let mut again = Server::spawn(tmp.path(), &["--listen", "127.0.0.1:0", "--data", "d"], &[]);
@@ -375,7 +182,7 @@ async fn new_store_prints_a_generated_admin_password_once() {
     let c = client();
     assert_eq!(login_status(&c, &again, "admin", &password).await, 404);
     drop(c);
-    assert_eq!(again.terminate().code(), Some(0));
+    assert_eq!(again.terminate(EXIT_DEADLINE).await.code(), Some(0));
 }
 
 // ---------------------------------------------------------------------------
@@ -511,7 +318,7 @@ async fn export_after_a_demo_run_then_import_into_a_new_store_keeps_logins() {
         &[],
     );
     server.wait_listening();
-    assert_eq!(server.terminate().code(), Some(0));
+    assert_eq!(server.terminate(EXIT_DEADLINE).await.code(), Some(0));
 
     // Export.
     let mut cmd = ozmint(tmp.path());
@@ -587,5 +394,5 @@ async fn export_after_a_demo_run_then_import_into_a_new_store_keeps_logins() {
         .expect("request");
     expect_token(resp).await;
     drop(c);
-    assert_eq!(server.terminate().code(), Some(0));
+    assert_eq!(server.terminate(EXIT_DEADLINE).await.code(), Some(0));
 }

@@ -5,59 +5,34 @@
 //!
 //! Cycles: `OZMINT_CRASH_CYCLES` (default 3; run e.g. 200 by hand).
 
-use std::io::{BufRead, BufReader};
+mod common;
+
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
+use common::spawned::{ozmint, run, text, Server};
+
 const SPACE: &str = "9ueUeoZA6KXxNgzlvqmmrbzqE_BQiaHEEDC21sY1Kuc";
 const GROUP: &str = "HwUpk8jrwxKOe45uzLFX2GVC8lKEasj4q253sptVqF8";
 const GUEST: &str = "Gm4CMqtAjFgTyY1xLXFqjmbzTMF1E3IGbEXDBDKHz9I";
 
-struct Server {
-    child: Child,
-    base: String,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn start(data: &Path) -> Server {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_ozmint"))
-        .args([
-            "serve",
-            "--demo",
-            "--listen",
-            "127.0.0.1:0",
-            "--log-level",
-            "warn",
-            "--data",
-        ])
-        .arg(data)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("spawn ozmint");
-    let stdout = child.stdout.take().expect("stdout");
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            if let Some(url) = line.strip_prefix("ozmint listening on ") {
-                let _ = tx.send(url.to_owned());
-            }
-        }
-    });
-    let base = rx
-        .recv_timeout(Duration::from_secs(60))
-        .expect("server did not start within 60 s");
-    Server { child, base }
+/// `ozmint serve --demo` on `data` (warnings only in the logs), run in `cwd`;
+/// returns once it listens.
+fn start(cwd: &Path, data: &Path) -> Server {
+    let data = data.to_str().expect("utf-8 path");
+    let args = [
+        "--demo",
+        "--listen",
+        "127.0.0.1:0",
+        "--log-level",
+        "warn",
+        "--data",
+        data,
+    ];
+    Server::start(cwd, &args, &[])
 }
 
 fn client() -> reqwest::Client {
@@ -307,13 +282,11 @@ async fn verify(ctx: &Ctx, ledger: &mut Ledger) {
     }
 }
 
-fn check_store(data: &Path) {
-    let out = Command::new(env!("CARGO_BIN_EXE_ozmint"))
-        .args(["check", "--data"])
-        .arg(data)
-        .output()
-        .expect("run ozmint check");
-    let text = String::from_utf8_lossy(&out.stdout);
+fn check_store(cwd: &Path, data: &Path) {
+    let mut cmd = ozmint(cwd);
+    cmd.args(["check", "--data"]).arg(data);
+    let out = run(cmd);
+    let text = text(&out.stdout);
     assert!(
         out.status.success(),
         "store inconsistent after a crash:\n{text}"
@@ -357,17 +330,17 @@ async fn acknowledged_work_survives_sigkill() {
     let data = dir.path().join("data");
     let http = client();
     let (admin_token, provider_token) = {
-        let s = start(&data);
-        let t = tokens(&s.base, &http).await;
+        let s = start(dir.path(), &data);
+        let t = tokens(&s.base(), &http).await;
         drop(s);
         t
     };
     let ledger = Arc::new(Mutex::new(Ledger::default()));
     let mut totals = (0, 0, 0, 0);
     for cycle in 0..cycles {
-        let server = start(&data);
+        let server = start(dir.path(), &data);
         let ctx = Arc::new(Ctx {
-            base: server.base.clone(),
+            base: server.base(),
             http: http.clone(),
             admin_token: admin_token.clone(),
             provider_token: provider_token.clone(),
@@ -383,18 +356,17 @@ async fn acknowledged_work_survives_sigkill() {
             .collect();
         tokio::time::sleep(run_for).await;
         let mut server = server;
-        server.child.kill().expect("SIGKILL");
-        let _ = server.child.wait();
+        server.kill();
         for w in workers {
             let _ = w.await;
         }
-        check_store(&data);
+        check_store(dir.path(), &data);
         let l = ledger.lock().unwrap().clone();
         totals = (l.minted.len(), l.consumed.len(), l.revoked, l.groups.len());
     }
-    let server = start(&data);
+    let server = start(dir.path(), &data);
     let ctx = Ctx {
-        base: server.base.clone(),
+        base: server.base(),
         http,
         admin_token,
         provider_token,

@@ -7,243 +7,24 @@
 //! Every test spawns the real binary in a temporary directory, listens on
 //! 127.0.0.1 only, bounds every wait, and kills the child if the test fails.
 
-use std::fs::File;
-use std::io::{BufRead, BufReader};
-use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Output, Stdio};
-use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
+mod common;
+
+use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use common::spawned::{ozmint, run, strip_ansi, text, Server, EXIT_DEADLINE};
+use common::{ADMIN, DEMO_SPACE, PREFIX};
 use ozmint::config::Config;
 use ozmint::token::wire;
 use ozmint::{Minter, MinterConfig, TokenKind};
 
-const BIN: &str = env!("CARGO_BIN_EXE_ozmint");
-const PREFIX: &str = "/api/v3/onezone";
-/// The demo data set's space, group and administrator.
-const DEMO_SPACE: &str = "9ueUeoZA6KXxNgzlvqmmrbzqE_BQiaHEEDC21sY1Kuc";
-const ADMIN: (&str, &str) = ("admin", "password");
-/// Upper bound for a server to print its listening line.
-const START_DEADLINE: Duration = Duration::from_secs(60);
-/// Upper bound for a server to exit after a signal (the grace period is 10 s).
-const EXIT_DEADLINE: Duration = Duration::from_secs(30);
-/// Upper bound for a short command (`--help`, a configuration error).
-const RUN_DEADLINE: Duration = Duration::from_secs(30);
 /// Timeout of every HTTP request made by the tests.
 const CLIENT_TIMEOUT: Duration = Duration::from_secs(30);
 
 // ---------------------------------------------------------------------------
 // Harness.
 // ---------------------------------------------------------------------------
-
-/// The binary with a clean `OZMINT_*` environment, run in `cwd`.
-fn ozmint(cwd: &Path) -> Command {
-    let mut cmd = Command::new(BIN);
-    cmd.current_dir(cwd);
-    for (k, _) in std::env::vars_os() {
-        if k.to_string_lossy().starts_with("OZMINT_") {
-            cmd.env_remove(k);
-        }
-    }
-    cmd
-}
-
-/// A running `ozmint serve`: killed on drop unless it already exited.
-struct Server {
-    child: Child,
-    lines: Receiver<String>,
-    stdout: Vec<String>,
-    stderr_path: PathBuf,
-    addr: Option<SocketAddr>,
-    scheme: &'static str,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        if let Ok(None) = self.child.try_wait() {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
-    }
-}
-
-impl Server {
-    /// Spawns `ozmint serve ARGS` in `cwd` with `env`; stdout is read line by
-    /// line on a thread, stderr (the logs) goes to a file in `cwd`.
-    fn spawn(cwd: &Path, args: &[&str], env: &[(&str, &str)]) -> Server {
-        let stamp = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_nanos())
-            .unwrap_or(0);
-        let stderr_path = cwd.join(format!("stderr-{stamp}.log"));
-        let stderr = File::create(&stderr_path).expect("stderr file");
-        let mut cmd = ozmint(cwd);
-        cmd.arg("serve")
-            .args(args)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(stderr);
-        for (k, v) in env {
-            cmd.env(k, v);
-        }
-        let mut child = cmd.spawn().expect("spawn ozmint serve");
-        let out = child.stdout.take().expect("stdout pipe");
-        let (tx, lines) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(out).lines() {
-                let Ok(line) = line else { break };
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
-        Server {
-            child,
-            lines,
-            stdout: Vec::new(),
-            stderr_path,
-            addr: None,
-            scheme: "https",
-        }
-    }
-
-    fn stderr(&self) -> String {
-        std::fs::read_to_string(&self.stderr_path).unwrap_or_default()
-    }
-
-    fn pid(&self) -> String {
-        self.child.id().to_string()
-    }
-
-    /// Reads stdout until the listening line; returns the address.
-    fn wait_listening(&mut self) -> SocketAddr {
-        let deadline = Instant::now() + START_DEADLINE;
-        loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            match self.lines.recv_timeout(left) {
-                Ok(line) => {
-                    self.stdout.push(line.clone());
-                    for scheme in ["https", "http"] {
-                        let marker = format!("ozmint listening on {scheme}://");
-                        if let Some(rest) = line.strip_prefix(&marker) {
-                            let addr: SocketAddr = rest
-                                .trim()
-                                .parse()
-                                .unwrap_or_else(|e| panic!("address in {line:?}: {e}"));
-                            assert!(addr.ip().is_loopback(), "{addr}");
-                            self.addr = Some(addr);
-                            self.scheme = if scheme == "https" { "https" } else { "http" };
-                            return addr;
-                        }
-                    }
-                }
-                Err(RecvTimeoutError::Timeout) => panic!(
-                    "no listening line within {START_DEADLINE:?}; stdout {:?}; stderr {}",
-                    self.stdout,
-                    self.stderr()
-                ),
-                Err(RecvTimeoutError::Disconnected) => {
-                    let status = self.child.wait().ok();
-                    panic!(
-                        "ozmint exited ({status:?}) before listening; stdout {:?}; stderr {}",
-                        self.stdout,
-                        self.stderr()
-                    )
-                }
-            }
-        }
-    }
-
-    fn base(&self) -> String {
-        let addr = self.addr.expect("listening");
-        format!("{}://127.0.0.1:{}", self.scheme, addr.port())
-    }
-
-    /// `https://127.0.0.1:PORT/api/v3/onezone{path}`.
-    fn url(&self, path: &str) -> String {
-        format!("{}{PREFIX}{path}", self.base())
-    }
-
-    /// Sends a signal (`TERM`, `INT`) with kill(1).
-    fn signal(&self, sig: &str) {
-        let pid = self.pid();
-        let st = Command::new("kill")
-            .args([&format!("-{sig}"), &pid])
-            .status()
-            .expect("run kill");
-        assert!(st.success(), "kill -{sig} {pid}");
-    }
-
-    /// Waits (without blocking the async runtime) for the exit status.
-    async fn wait_exit(&mut self) -> ExitStatus {
-        let deadline = Instant::now() + EXIT_DEADLINE;
-        loop {
-            if let Some(status) = self.child.try_wait().expect("try_wait") {
-                while let Ok(line) = self.lines.try_recv() {
-                    self.stdout.push(line);
-                }
-                return status;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "ozmint did not exit within {EXIT_DEADLINE:?}; stderr {}",
-                self.stderr()
-            );
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    }
-
-    /// SIGTERM, then the exit status.
-    async fn terminate(&mut self) -> ExitStatus {
-        self.signal("TERM");
-        self.wait_exit().await
-    }
-}
-
-/// Runs a short command to completion (bounded) and collects its output.
-fn run(mut cmd: Command) -> Output {
-    let mut child = cmd
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn ozmint");
-    let mut out = child.stdout.take().expect("stdout");
-    let mut err = child.stderr.take().expect("stderr");
-    let out_t = std::thread::spawn(move || {
-        let mut v = Vec::new();
-        std::io::Read::read_to_end(&mut out, &mut v).ok();
-        v
-    });
-    let err_t = std::thread::spawn(move || {
-        let mut v = Vec::new();
-        std::io::Read::read_to_end(&mut err, &mut v).ok();
-        v
-    });
-    let deadline = Instant::now() + RUN_DEADLINE;
-    let status = loop {
-        if let Some(st) = child.try_wait().expect("try_wait") {
-            break st;
-        }
-        if Instant::now() >= deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("ozmint did not finish within {RUN_DEADLINE:?}");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    };
-    Output {
-        status,
-        stdout: out_t.join().expect("stdout thread"),
-        stderr: err_t.join().expect("stderr thread"),
-    }
-}
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
-}
 
 fn tempdir() -> tempfile::TempDir {
     tempfile::tempdir().expect("tempdir")
@@ -262,27 +43,6 @@ fn client_builder() -> reqwest::ClientBuilder {
 
 fn client() -> reqwest::Client {
     client_builder().build().expect("client")
-}
-
-/// Removes ANSI escape sequences (the human log format colours its fields).
-fn strip_ansi(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    let mut chars = s.chars().peekable();
-    while let Some(c) = chars.next() {
-        if c == '\u{1b}' {
-            if chars.peek() == Some(&'[') {
-                chars.next();
-                for c in chars.by_ref() {
-                    if ('@'..='~').contains(&c) {
-                        break;
-                    }
-                }
-            }
-            continue;
-        }
-        out.push(c);
-    }
-    out
 }
 
 /// A port that was free a moment ago on 127.0.0.1.
@@ -345,7 +105,7 @@ async fn zone_of_a_minted_token(
         .expect("mint an access token");
     let token = token_of(resp).await;
     drop(c);
-    let status = server.terminate().await;
+    let status = server.terminate(EXIT_DEADLINE).await;
     assert_eq!(status.code(), Some(0), "stderr {}", server.stderr());
     let raw = wire::parse(&token).expect("a parsable token");
     (raw.location, server.stderr())
@@ -550,7 +310,7 @@ async fn json_logs_have_one_request_line_per_request_with_template_and_request_i
         sent.push((rid.to_owned(), method.as_str().into(), template, status));
     }
     drop((c, h1));
-    let status = server.terminate().await;
+    let status = server.terminate(EXIT_DEADLINE).await;
     assert_eq!(status.code(), Some(0));
 
     let stderr = server.stderr();
@@ -624,7 +384,7 @@ async fn wrong_method_is_logged_and_counted_under_the_route_template() {
     );
     let (body, samples) = scrape(&c, &format!("{}/metrics", server.base())).await;
     drop(c);
-    assert_eq!(server.terminate().await.code(), Some(0));
+    assert_eq!(server.terminate(EXIT_DEADLINE).await.code(), Some(0));
 
     let stderr = server.stderr();
     let line = stderr
@@ -687,7 +447,7 @@ async fn human_logs_have_one_line_per_request() {
     let made = request_id_of(&resp);
     token_of(resp).await;
     drop(c);
-    assert_eq!(server.terminate().await.code(), Some(0));
+    assert_eq!(server.terminate(EXIT_DEADLINE).await.code(), Some(0));
 
     let stderr = strip_ansi(&server.stderr());
     let request_lines: Vec<&str> = stderr
@@ -931,7 +691,7 @@ async fn metrics_count_requests_mints_auth_failures_and_flushes() {
         .expect("API path on the metrics port");
     assert_eq!(resp.status(), 404, "the metrics port serves no API");
     drop((c, plain));
-    assert_eq!(server.terminate().await.code(), Some(0));
+    assert_eq!(server.terminate(EXIT_DEADLINE).await.code(), Some(0));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -961,7 +721,7 @@ async fn healthz_and_readyz_answer_200_while_running() {
     let v: serde_json::Value = resp.json().await.expect("JSON");
     assert_eq!(v["status"], "ready", "{v}");
     drop(c);
-    assert_eq!(server.terminate().await.code(), Some(0));
+    assert_eq!(server.terminate(EXIT_DEADLINE).await.code(), Some(0));
 }
 
 // ---------------------------------------------------------------------------
@@ -1049,7 +809,7 @@ async fn sigterm_with_mints_in_flight_exits_0_and_every_answered_token_verifies(
             Err(e) => failed.push(e),
         }
     }
-    let status = server.wait_exit().await;
+    let status = server.wait_exit(EXIT_DEADLINE).await;
     eprintln!(
         "{} answered ({} after SIGTERM), {} without an answer: {:?}",
         tokens.len(),
@@ -1200,7 +960,7 @@ async fn after_sigterm_new_connections_are_refused_while_an_in_flight_mint_compl
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     assert!(
-        server.child.try_wait().expect("try_wait").is_none(),
+        server.is_running(),
         "the server waits for the request in flight"
     );
 
@@ -1213,7 +973,7 @@ async fn after_sigterm_new_connections_are_refused_while_an_in_flight_mint_compl
     let token = v["providerRootToken"].as_str().expect("token").to_owned();
     drop(tls);
 
-    let status = server.wait_exit().await;
+    let status = server.wait_exit(EXIT_DEADLINE).await;
     assert_eq!(status.code(), Some(0), "stderr {}", server.stderr());
     // Still refused after the exit.
     assert!(tokio::net::TcpStream::connect(addr).await.is_err());
@@ -1241,7 +1001,7 @@ async fn sigint_exits_0() {
     assert_eq!(resp.status(), 200);
     drop(c);
     server.signal("INT");
-    let status = server.wait_exit().await;
+    let status = server.wait_exit(EXIT_DEADLINE).await;
     assert_eq!(status.code(), Some(0), "stderr {}", server.stderr());
     assert!(tokio::net::TcpStream::connect(addr).await.is_err());
 }

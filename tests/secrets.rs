@@ -10,13 +10,10 @@
 //! It runs once with the human log format and once with JSON. The binary runs
 //! in a temporary directory on 127.0.0.1 and is killed if the test fails.
 
-use std::fs::File;
-use std::io::{BufRead, BufReader};
+mod common;
+
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Stdio};
-use std::sync::{Arc, Mutex};
-use std::thread::JoinHandle;
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use base64::engine::general_purpose::{STANDARD, STANDARD_NO_PAD, URL_SAFE, URL_SAFE_NO_PAD};
@@ -24,13 +21,11 @@ use base64::Engine as _;
 use reqwest::Method;
 use serde_json::{json, Value};
 
+use common::spawned::{strip_ansi, Server, EXIT_DEADLINE};
+use common::PREFIX;
 use ozmint::config::Config;
 use ozmint::token::{keys, wire};
 
-const BIN: &str = env!("CARGO_BIN_EXE_ozmint");
-const PREFIX: &str = "/api/v3/onezone";
-const START_DEADLINE: Duration = Duration::from_secs(60);
-const EXIT_DEADLINE: Duration = Duration::from_secs(30);
 const CLIENT_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Distinctive passwords: none of them is a common word that could appear in
@@ -52,125 +47,6 @@ const ALICE_FAILURES: usize = 2;
 
 fn wrong_pw(i: usize) -> String {
     format!("WrongPw-Pangolin-Cedar-{i:04}")
-}
-
-// ---------------------------------------------------------------------------
-// The server process.
-// ---------------------------------------------------------------------------
-
-struct Server {
-    child: Child,
-    stdout: Arc<Mutex<Vec<String>>>,
-    reader: Option<JoinHandle<()>>,
-    stderr_path: PathBuf,
-    addr: SocketAddr,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        if let Ok(None) = self.child.try_wait() {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
-    }
-}
-
-impl Server {
-    /// Spawns `ozmint serve ARGS` in `cwd` and waits for its listening line.
-    /// Stdout is collected completely on a thread; stderr goes to a file.
-    async fn start(cwd: &Path, args: &[&str], env: &[(&str, &str)]) -> Server {
-        let stderr_path = cwd.join("stderr.log");
-        let stderr = File::create(&stderr_path).expect("stderr file");
-        let mut cmd = Command::new(BIN);
-        cmd.current_dir(cwd);
-        for (k, _) in std::env::vars_os() {
-            if k.to_string_lossy().starts_with("OZMINT_") {
-                cmd.env_remove(k);
-            }
-        }
-        cmd.arg("serve")
-            .args(args)
-            .envs(env.iter().copied())
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(stderr);
-        let mut child = cmd.spawn().expect("spawn ozmint serve");
-        let out = child.stdout.take().expect("stdout pipe");
-        let stdout = Arc::new(Mutex::new(Vec::new()));
-        let lines = stdout.clone();
-        let reader = std::thread::spawn(move || {
-            for line in BufReader::new(out).lines() {
-                let Ok(line) = line else { break };
-                lines.lock().expect("stdout lock").push(line);
-            }
-        });
-        let mut server = Server {
-            child,
-            stdout,
-            reader: Some(reader),
-            stderr_path,
-            addr: SocketAddr::from(([127, 0, 0, 1], 0)),
-        };
-        let deadline = Instant::now() + START_DEADLINE;
-        loop {
-            let found = server
-                .stdout
-                .lock()
-                .expect("stdout lock")
-                .iter()
-                .find_map(|l| {
-                    l.strip_prefix("ozmint listening on https://")
-                        .map(str::to_owned)
-                });
-            if let Some(rest) = found {
-                server.addr = rest.trim().parse().expect("listening address");
-                assert!(server.addr.ip().is_loopback());
-                return server;
-            }
-            if let Some(st) = server.child.try_wait().expect("try_wait") {
-                panic!(
-                    "ozmint exited ({st}) before listening; stderr {}",
-                    server.stderr()
-                );
-            }
-            assert!(
-                Instant::now() < deadline,
-                "no listening line within {START_DEADLINE:?}; stderr {}",
-                server.stderr()
-            );
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    }
-
-    fn stderr(&self) -> String {
-        std::fs::read_to_string(&self.stderr_path).unwrap_or_default()
-    }
-
-    /// SIGTERM; waits for the exit and for stdout to be read to its end.
-    async fn terminate(&mut self) -> ExitStatus {
-        let pid = self.child.id().to_string();
-        let st = Command::new("kill")
-            .args(["-TERM", &pid])
-            .status()
-            .expect("run kill");
-        assert!(st.success(), "kill -TERM {pid}");
-        let deadline = Instant::now() + EXIT_DEADLINE;
-        let status = loop {
-            if let Some(status) = self.child.try_wait().expect("try_wait") {
-                break status;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "ozmint did not exit within {EXIT_DEADLINE:?} of SIGTERM"
-            );
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        };
-        if let Some(reader) = self.reader.take() {
-            // The pipe is closed once the process is gone.
-            reader.join().expect("stdout reader");
-        }
-        status
-    }
 }
 
 // ---------------------------------------------------------------------------
@@ -1018,27 +894,6 @@ fn find(hay: &str, needle: &str) -> Option<String> {
     Some(hay[start..end].to_owned())
 }
 
-/// Removes ANSI escape sequences (the human log format colours its fields).
-fn strip_ansi(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    let mut chars = s.chars().peekable();
-    while let Some(c) = chars.next() {
-        if c == '\u{1b}' {
-            if chars.peek() == Some(&'[') {
-                chars.next();
-                for c in chars.by_ref() {
-                    if ('@'..='~').contains(&c) {
-                        break;
-                    }
-                }
-            }
-            continue;
-        }
-        out.push(c);
-    }
-    out
-}
-
 async fn run_lifecycle_and_search(json_logs: bool) {
     let tmp = tempfile::tempdir().expect("tempdir");
     let data = tmp.path().join("data");
@@ -1062,19 +917,18 @@ async fn run_lifecycle_and_search(json_logs: bool) {
             ("OZMINT_ADMIN_PASSWORD", ADMIN_PW),
             ("OZMINT_LIMITS__LOGIN_FAILURES", &failures),
         ],
-    )
-    .await;
+    );
 
-    let mut s = Session::new(server.addr);
+    let mut s = Session::new(server.addr());
     lifecycle(&mut s).await;
     let requests = s.exchanges.len();
     // Close the clients' connections before stopping.
     s.h1 = reqwest::Client::new();
     s.h2 = reqwest::Client::new();
-    let status = server.terminate().await;
+    let status = server.terminate(EXIT_DEADLINE).await;
     assert_eq!(status.code(), Some(0), "exit status");
 
-    let stdout = server.stdout.lock().expect("stdout lock").join("\n");
+    let stdout = server.stdout.join("\n");
     let stderr_raw = server.stderr();
     let stderr = strip_ansi(&stderr_raw);
 

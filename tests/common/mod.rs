@@ -1,7 +1,10 @@
 //! Helpers shared by the integration tests: an in-process HTTPS server on a
 //! temporary data directory, a client that trusts its self-signed
-//! certificate, the demo data set's ids, and error-response checks.
+//! certificate, the demo data set's ids, and error-response checks. The real
+//! binary as a child process is in [`spawned`].
 #![allow(dead_code)]
+
+pub mod spawned;
 
 use std::path::Path;
 use std::sync::Arc;
