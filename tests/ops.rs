@@ -950,6 +950,8 @@ async fn after_sigterm_new_connections_are_refused_while_an_in_flight_mint_compl
     loop {
         match tokio::net::TcpStream::connect(addr).await {
             Err(e) if e.kind() == std::io::ErrorKind::ConnectionRefused => break,
+            // A connection attempt racing the listener's close is reset.
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => {}
             Err(e) => panic!("unexpected connect error: {e}"),
             Ok(s) => drop(s),
         }
