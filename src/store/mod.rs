@@ -120,8 +120,10 @@ pub struct Store {
     flush_observer: std::sync::OnceLock<FlushObserver>,
 }
 
-/// Current on-disk schema version, kept in the `meta` tree.
-const SCHEMA: u8 = 1;
+/// Current on-disk schema version, kept in the `meta` tree. Version 1 (the
+/// first release) stored groups without their type; opening such a store
+/// migrates it (see [`migrate_v1`]).
+const SCHEMA: u8 = 2;
 
 impl Store {
     /// Opens a sled store in `dir` (created if missing).
@@ -139,13 +141,14 @@ impl Store {
 
     /// A store on any engine.
     pub fn with_engine(engine: Arc<dyn Engine>, durability: Durability) -> Result<Self> {
-        match engine.get(TreeName::Meta, b"schema")? {
+        match engine.get(TreeName::Meta, b"schema")?.as_deref() {
             None => engine.put(TreeName::Meta, b"schema", &[SCHEMA])?,
-            Some(v) if v.as_slice() == [SCHEMA] => {}
-            Some(_) => {
+            Some([SCHEMA]) => {}
+            Some([1]) => migrate_v1(engine.as_ref())?,
+            Some(other) => {
                 return Err(Error::Corrupt {
                     tree: TreeName::Meta.name(),
-                    error: codec::CodecError::UnknownVersion(0),
+                    error: codec::CodecError::UnknownVersion(other.first().copied().unwrap_or(0)),
                 })
             }
         }
@@ -233,6 +236,38 @@ impl Store {
     }
 }
 
+/// Schema 1 -> 2: every group record gains its type (`role`, which is what
+/// schema 1 reported for every group). One atomic batch with the new schema
+/// number, flushed before the store is used: a crash leaves either schema.
+fn migrate_v1(engine: &dyn Engine) -> Result<()> {
+    #[derive(serde::Deserialize)]
+    struct GroupV1 {
+        name: String,
+        created: u64,
+    }
+    let tree = TreeName::GroupIdGroup;
+    let mut batch = Batch::new();
+    let mut after: Option<Vec<u8>> = None;
+    loop {
+        let page = engine.scan(tree, &[], after.as_deref(), PAGE_MAX)?;
+        let Some((last, _)) = page.last() else { break };
+        after = Some(last.clone());
+        for (key, value) in &page {
+            let old: GroupV1 = decode(tree, value)?;
+            let group = crate::model::Group {
+                name: old.name,
+                kind: crate::model::GroupType::Role,
+                created: old.created,
+            };
+            batch.put(tree, key.clone(), encode(tree, &group)?);
+        }
+    }
+    batch.put(TreeName::Meta, b"schema".to_vec(), vec![SCHEMA]);
+    engine.apply(&batch)?;
+    engine.flush()?;
+    Ok(())
+}
+
 fn decode<T: DeserializeOwned>(tree: TreeName, bytes: &[u8]) -> Result<T> {
     codec::decode(bytes).map_err(|error| Error::Corrupt {
         tree: tree.name(),
@@ -259,4 +294,58 @@ fn pair(a: &Id, b: &Id) -> [u8; 64] {
     k[..32].copy_from_slice(a.as_bytes());
     k[32..].copy_from_slice(b.as_bytes());
     k
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A schema-1 store (groups without a type) opens as schema 2 with every
+    /// group of type `role`; other records are untouched.
+    #[test]
+    fn schema_1_groups_are_migrated() {
+        #[derive(serde::Serialize)]
+        struct GroupV1 {
+            name: String,
+            created: u64,
+        }
+        let engine = Arc::new(MemEngine::new());
+        engine.put(TreeName::Meta, b"schema", &[1]).unwrap();
+        let ids: Vec<Id> = (0..1500).map(|_| Id::random()).collect();
+        for (i, id) in ids.iter().enumerate() {
+            let old = GroupV1 {
+                name: format!("g{i}"),
+                created: 7,
+            };
+            let bytes = codec::encode(&old).unwrap();
+            engine
+                .put(TreeName::GroupIdGroup, id.as_bytes(), &bytes)
+                .unwrap();
+        }
+        let store = Store::with_engine(engine.clone(), Durability::Durable).unwrap();
+        assert_eq!(
+            engine.get(TreeName::Meta, b"schema").unwrap(),
+            Some(vec![SCHEMA])
+        );
+        for (i, id) in ids.iter().enumerate() {
+            let g = store.group(id).unwrap().expect("group kept");
+            assert_eq!(g.name, format!("g{i}"));
+            assert_eq!(g.kind, crate::model::GroupType::Role);
+            assert_eq!(g.created, 7);
+        }
+        assert!(store.check().unwrap().is_empty());
+        // Opening again is a no-op.
+        drop(store);
+        Store::with_engine(engine, Durability::Durable).unwrap();
+    }
+
+    #[test]
+    fn an_unknown_schema_is_refused() {
+        let engine = Arc::new(MemEngine::new());
+        engine.put(TreeName::Meta, b"schema", &[9]).unwrap();
+        let err = Store::with_engine(engine, Durability::Durable)
+            .err()
+            .expect("refused");
+        assert!(err.to_string().contains('9'), "{err}");
+    }
 }
