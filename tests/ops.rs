@@ -13,9 +13,8 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::spawned::{ozmint, run, strip_ansi, text, Server, EXIT_DEADLINE};
+use common::spawned::{open_stopped_store, ozmint, run, strip_ansi, text, Server, EXIT_DEADLINE};
 use common::{ADMIN, DEMO_SPACE, PREFIX};
-use ozmint::config::Config;
 use ozmint::token::wire;
 use ozmint::{Minter, MinterConfig, TokenKind};
 
@@ -62,22 +61,7 @@ async fn token_of(resp: reqwest::Response) -> String {
 
 /// Opens the store of a stopped server and a minter over it.
 fn open_minter(data_dir: &Path) -> Minter {
-    let config = Config {
-        data_dir: data_dir.to_path_buf(),
-        ..Default::default()
-    };
-    // sled's lock is released when the process exits; retry briefly anyway.
-    let deadline = Instant::now() + Duration::from_secs(10);
-    let store = loop {
-        match ozmint::serve::open_store(&config) {
-            Ok(s) => break s,
-            Err(e) if Instant::now() < deadline => {
-                eprintln!("open_store: {e}; retrying");
-                std::thread::sleep(Duration::from_millis(50));
-            }
-            Err(e) => panic!("open_store: {e}"),
-        }
-    };
+    let store = open_stopped_store(data_dir);
     Minter::new(store, MinterConfig::default()).expect("minter")
 }
 
@@ -161,11 +145,12 @@ async fn config_file_then_environment_then_flag_set_the_zone_name() {
     assert_eq!(zone.as_deref(), Some("flagzone"));
 }
 
-#[test]
-fn unknown_key_in_the_config_file_exits_2_naming_it() {
+/// `ozmint serve --config FILE` with `contents` exits 2 naming `key`, and
+/// creates no store.
+fn config_file_is_refused(contents: &str, key: &str) {
     let tmp = tempdir();
     let file = tmp.path().join("bad.toml");
-    std::fs::write(&file, "[limits]\nnope = 1\n").expect("write");
+    std::fs::write(&file, contents).expect("write");
     let mut cmd = ozmint(tmp.path());
     cmd.args([
         "serve",
@@ -179,30 +164,18 @@ fn unknown_key_in_the_config_file_exits_2_naming_it() {
     let out = run(cmd);
     let stderr = text(&out.stderr);
     assert_eq!(out.status.code(), Some(2), "stderr {stderr}");
-    assert!(stderr.contains("nope"), "the key is named: {stderr}");
+    assert!(stderr.contains(key), "the key {key} is named: {stderr}");
     assert!(!tmp.path().join("d").exists(), "no store was created");
 }
 
 #[test]
+fn unknown_key_in_the_config_file_exits_2_naming_it() {
+    config_file_is_refused("[limits]\nnope = 1\n", "nope");
+}
+
+#[test]
 fn bad_value_in_the_config_file_exits_2_naming_the_key() {
-    let tmp = tempdir();
-    let file = tmp.path().join("bad.toml");
-    std::fs::write(&file, "durability = \"x\"\n").expect("write");
-    let mut cmd = ozmint(tmp.path());
-    cmd.args([
-        "serve",
-        "--config",
-        path_str(&file),
-        "--listen",
-        "127.0.0.1:0",
-        "--data",
-        "d",
-    ]);
-    let out = run(cmd);
-    let stderr = text(&out.stderr);
-    assert_eq!(out.status.code(), Some(2), "stderr {stderr}");
-    assert!(stderr.contains("durability"), "the key is named: {stderr}");
-    assert!(!tmp.path().join("d").exists(), "no store was created");
+    config_file_is_refused("durability = \"x\"\n", "durability");
 }
 
 // ---------------------------------------------------------------------------

@@ -14,16 +14,15 @@ mod common;
 
 use std::net::SocketAddr;
 use std::path::Path;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use base64::engine::general_purpose::{STANDARD, STANDARD_NO_PAD, URL_SAFE, URL_SAFE_NO_PAD};
 use base64::Engine as _;
 use reqwest::Method;
 use serde_json::{json, Value};
 
-use common::spawned::{strip_ansi, Server, EXIT_DEADLINE};
+use common::spawned::{open_stopped_store, strip_ansi, Server, EXIT_DEADLINE};
 use common::PREFIX;
-use ozmint::config::Config;
 use ozmint::token::{keys, wire};
 
 const CLIENT_TIMEOUT: Duration = Duration::from_secs(30);
@@ -796,21 +795,7 @@ fn needles(s: &Session, data_dir: &Path) -> Vec<Needle> {
     }
 
     // The store: password hashes, root keys, token records.
-    let config = Config {
-        data_dir: data_dir.to_path_buf(),
-        ..Default::default()
-    };
-    let deadline = Instant::now() + Duration::from_secs(10);
-    let store = loop {
-        match ozmint::serve::open_store(&config) {
-            Ok(st) => break st,
-            Err(e) if Instant::now() < deadline => {
-                eprintln!("open_store: {e}; retrying");
-                std::thread::sleep(Duration::from_millis(50));
-            }
-            Err(e) => panic!("open_store: {e}"),
-        }
-    };
+    let store = open_stopped_store(data_dir);
     for name in ["admin", ALICE, BOB] {
         let (_, user) = store
             .user_by_name(name)
