@@ -19,8 +19,8 @@ use serde_json::{json, Value};
 
 use super::error::ApiError;
 use super::routes::{Container as Kind, Endpoint, Members};
-use super::{blocking, exists, json, parse_id, read_json, App};
-use crate::auth::{allowed, hash_password, verify_password, Action};
+use super::{blocking, exists, json, parse_id, read_json, require, user_only, App};
+use crate::auth::{hash_password, verify_password, Action};
 use crate::error::{Entity, Error};
 use crate::model::{
     GroupPrivilege as GP, GroupPrivileges, GroupType, Id, PrivSet, Privilege, SpacePrivilege as SP,
@@ -103,25 +103,6 @@ fn created(path: String) -> Resp {
         r.headers_mut().insert(hyper::header::LOCATION, v);
     }
     r
-}
-
-fn require(app: &App, subject: &Subject, action: Action) -> Result<(), ApiError> {
-    if allowed(&app.store, subject, action)? {
-        Ok(())
-    } else {
-        Err(ApiError::forbidden())
-    }
-}
-
-fn me(subject: &Subject) -> Result<Id, ApiError> {
-    match subject {
-        Subject::User(u) => Ok(*u),
-        Subject::Provider(_) => Err(ApiError::new(
-            StatusCode::FORBIDDEN,
-            "forbidden",
-            "This operation is for users only.",
-        )),
-    }
 }
 
 #[derive(Deserialize)]
@@ -363,9 +344,9 @@ pub(super) async fn dispatch(
                     .unwrap_or_default(),
             ))
         }
-        Me => user_info(&app.store, &me(&subject)?),
+        Me => user_info(&app.store, &user_only(&subject)?),
         MyPassword => {
-            let uid = me(&subject)?;
+            let uid = user_only(&subject)?;
             let req: PasswordChange = read_json(app, body).await?;
             let store = app.store.clone();
             let ok = blocking(move || {
@@ -392,7 +373,7 @@ pub(super) async fn dispatch(
             create_container(app, &subject, matches!(ep, MyGroups), body).await
         }
         MyGroups => {
-            let uid = me(&subject)?;
+            let uid = user_only(&subject)?;
             let p = page()?;
             Ok(id_list(
                 "groups",
@@ -402,7 +383,7 @@ pub(super) async fn dispatch(
             ))
         }
         MySpaces => {
-            let uid = me(&subject)?;
+            let uid = user_only(&subject)?;
             let p = page()?;
             Ok(id_list(
                 "spaces",
@@ -566,7 +547,7 @@ async fn create_container(
     group: bool,
     body: Incoming,
 ) -> Result<Resp, ApiError> {
-    let uid = me(subject)?;
+    let uid = user_only(subject)?;
     let store = app.store.clone();
     let id = if group {
         let req: NewGroup = read_json(app, body).await?;

@@ -17,7 +17,7 @@ use serde_json::{json, Value};
 
 use super::error::ApiError;
 use super::routes::Endpoint;
-use super::{blocking, credentials, exists, json, parse_id, read_json, App};
+use super::{blocking, credentials, exists, json, parse_id, read_json, require, user_only, App};
 use crate::auth::{allowed, may_manage_token, Action, AuthError, AuthFailure, Caller};
 use crate::error::{Entity, Error};
 use crate::model::{
@@ -353,14 +353,6 @@ async fn mint_if_allowed(
     Ok(json(StatusCode::OK, &json!({ "token": minted.token })))
 }
 
-fn require(app: &App, subject: &Subject, action: Action) -> Result<(), ApiError> {
-    if allowed(&app.store, subject, action)? {
-        Ok(())
-    } else {
-        Err(ApiError::forbidden())
-    }
-}
-
 fn issuer_still_allowed(
     store: &crate::Store,
     rec: &TokenRecord,
@@ -437,17 +429,6 @@ fn unrestricted(caller: &Caller) -> Result<(), ApiError> {
         ));
     }
     Ok(())
-}
-
-fn user_only(subject: &Subject) -> Result<Id, ApiError> {
-    match subject {
-        Subject::User(u) => Ok(*u),
-        Subject::Provider(_) => Err(ApiError::new(
-            StatusCode::FORBIDDEN,
-            "forbidden",
-            "This operation is for users only.",
-        )),
-    }
 }
 
 fn provider_only(subject: &Subject) -> Result<Id, ApiError> {

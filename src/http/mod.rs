@@ -27,10 +27,10 @@ use hyper::header::{HeaderMap, HeaderValue, AUTHORIZATION, CONTENT_TYPE};
 use hyper::{Request, Response, StatusCode};
 use serde::Serialize;
 
-use crate::auth::{Authenticator, Credentials};
+use crate::auth::{allowed, Action, Authenticator, Credentials};
 use crate::error::{Entity, Error};
 use crate::metrics::Metrics;
-use crate::model::Id;
+use crate::model::{Id, Subject};
 use crate::store::Store;
 use crate::token::Minter;
 use error::ApiError;
@@ -170,6 +170,27 @@ fn exists(app: &App, kind: Entity, id: &Id) -> Result<(), ApiError> {
         Ok(())
     } else {
         Err(Error::NotFound(kind).into())
+    }
+}
+
+/// 403 unless `subject` may do `action` (effective privileges).
+fn require(app: &App, subject: &Subject, action: Action) -> Result<(), ApiError> {
+    if allowed(&app.store, subject, action)? {
+        Ok(())
+    } else {
+        Err(ApiError::forbidden())
+    }
+}
+
+/// The user id of a user subject; 403 for a provider.
+fn user_only(subject: &Subject) -> Result<Id, ApiError> {
+    match subject {
+        Subject::User(u) => Ok(*u),
+        Subject::Provider(_) => Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "forbidden",
+            "This operation is for users only.",
+        )),
     }
 }
 
