@@ -32,30 +32,6 @@ fn unix_now() -> u64 {
 // The wire format, decoded independently of the crate.
 // ---------------------------------------------------------------------------
 
-/// Reverses Onedata's escaping: `00`->`0`, `01`->`_`, `02`->`-`, `03`->`/`,
-/// `04`->`+`, `05`->`=`. Panics on an invalid escape.
-fn onedata_unescape(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    let mut chars = s.chars();
-    while let Some(c) = chars.next() {
-        if c != '0' {
-            out.push(c);
-            continue;
-        }
-        let next = chars.next().expect("a `0` escape is followed by a digit");
-        out.push(match next {
-            '0' => '0',
-            '1' => '_',
-            '2' => '-',
-            '3' => '/',
-            '4' => '+',
-            '5' => '=',
-            other => panic!("invalid escape 0{other} in {s}"),
-        });
-    }
-    out
-}
-
 /// One V1 packet: the whole packet bytes, its key and its value.
 struct Packet {
     raw: Vec<u8>,
@@ -101,7 +77,7 @@ fn token_bytes(token: &str) -> Vec<u8> {
         token.bytes().all(|b| b.is_ascii_alphanumeric()),
         "an escaped token is purely alphanumeric: {token}"
     );
-    let plain = onedata_unescape(token);
+    let plain = onedata::unescape(token);
     assert!(!plain.contains('='), "no padding");
     URL_SAFE_NO_PAD
         .decode(&plain)

@@ -12,12 +12,15 @@
 //! network access to PyPI the first time) the tests print a loud skip message
 //! and pass, unless the environment variable `CI` is set: then they fail.
 
+mod common;
+
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitStatus, Stdio};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use common::onedata;
 use ozmint::config::Config;
 use ozmint::model::TokenKind;
 use ozmint::token::{wire, Caveat, TokenError};
@@ -237,23 +240,6 @@ fn py_attenuate(py: &Python, token: &str, caveat: &str) -> String {
     plain
 }
 
-/// Onedata's escaping, written independently of the crate.
-fn onedata_escape(b64: &str) -> String {
-    let mut out = String::new();
-    for c in b64.chars() {
-        match c {
-            '0' => out.push_str("00"),
-            '_' => out.push_str("01"),
-            '-' => out.push_str("02"),
-            '/' => out.push_str("03"),
-            '+' => out.push_str("04"),
-            '=' => out.push_str("05"),
-            c => out.push(c),
-        }
-    }
-    out
-}
-
 // ---------------------------------------------------------------------------
 // The golden vectors.
 // ---------------------------------------------------------------------------
@@ -352,7 +338,7 @@ async fn the_server_honours_caveats_added_by_pymacaroons() {
                 .await
                 .expect("attenuate task")
         };
-        let escaped = onedata_escape(&plain);
+        let escaped = onedata::escape(&plain);
         assert_eq!(escaped, wire::escape(&plain), "escaping rules differ");
         // pymacaroons and the crate produce the very same bytes.
         assert_eq!(
@@ -403,7 +389,7 @@ async fn the_server_honours_caveats_added_by_pymacaroons() {
             .expect("attenuate task")
     };
     let original = wire::parse(&support).expect("parse the minted support token");
-    for token in [plain.clone(), onedata_escape(&plain)] {
+    for token in [plain.clone(), onedata::escape(&plain)] {
         let raw = wire::parse(&token).expect("wire::parse a pymacaroons token");
         assert_eq!(raw.location, original.location);
         assert_eq!(raw.identifier, original.identifier);

@@ -8,6 +8,8 @@
 //! every operation under test goes through an in-process HTTPS server on
 //! 127.0.0.1. Every test is bounded by [`TEST_LIMIT`].
 
+mod common;
+
 use std::future::Future;
 use std::path::Path;
 use std::sync::Arc;
@@ -19,6 +21,7 @@ use reqwest::{Client, Method, StatusCode, Version};
 use serde_json::{json, Value};
 use tempfile::TempDir;
 
+use common::onedata::{escape, unescape};
 use ozmint::config::Config;
 use ozmint::http::App;
 use ozmint::model::{GroupPrivileges, SpacePrivileges, Support, TokenRecord, TokenState};
@@ -74,47 +77,6 @@ async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> 
 // ---------------------------------------------------------------------------
 // The token wire format, handled independently of the crate.
 // ---------------------------------------------------------------------------
-
-/// Onedata's escaping: `0`->`00`, `_`->`01`, `-`->`02`, `/`->`03`, `+`->`04`, `=`->`05`.
-fn escape(plain: &str) -> String {
-    let mut out = String::with_capacity(plain.len() * 2);
-    for c in plain.chars() {
-        match c {
-            '0' => out.push_str("00"),
-            '_' => out.push_str("01"),
-            '-' => out.push_str("02"),
-            '/' => out.push_str("03"),
-            '+' => out.push_str("04"),
-            '=' => out.push_str("05"),
-            c => out.push(c),
-        }
-    }
-    out
-}
-
-/// Reverses [`escape`]; panics on an invalid escape.
-fn unescape(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    let mut chars = s.chars();
-    while let Some(c) = chars.next() {
-        if c != '0' {
-            out.push(c);
-            continue;
-        }
-        out.push(
-            match chars.next().expect("a `0` is followed by an escape digit") {
-                '0' => '0',
-                '1' => '_',
-                '2' => '-',
-                '3' => '/',
-                '4' => '+',
-                '5' => '=',
-                other => panic!("invalid escape 0{other} in {s}"),
-            },
-        );
-    }
-    out
-}
 
 /// The V1 binary form of an escaped token.
 fn token_bin(token: &str) -> Vec<u8> {

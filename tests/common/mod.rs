@@ -1,9 +1,11 @@
 //! Helpers shared by the integration tests: an in-process HTTPS server on a
 //! temporary data directory, a client that trusts its self-signed
 //! certificate, the demo data set's ids, and error-response checks. The real
-//! binary as a child process is in [`spawned`].
+//! binary as a child process is in [`spawned`]; Onedata's token escaping,
+//! independently of the crate, in [`onedata`].
 #![allow(dead_code)]
 
+pub mod onedata;
 pub mod spawned;
 
 use std::path::Path;
