@@ -22,6 +22,7 @@ use serde_json::{json, Value};
 use tempfile::TempDir;
 
 use common::onedata::{escape, unescape};
+use common::{blocking, open_store_within};
 use ozmint::config::Config;
 use ozmint::http::App;
 use ozmint::model::{GroupPrivileges, SpacePrivileges, Support, TokenRecord, TokenState};
@@ -67,11 +68,6 @@ async fn bounded<F: Future<Output = ()>>(body: F) {
     tokio::time::timeout(TEST_LIMIT, body)
         .await
         .expect("the test finished within its time limit");
-}
-
-/// Runs blocking store work off the async runtime.
-async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
-    tokio::task::spawn_blocking(f).await.expect("blocking task")
 }
 
 // ---------------------------------------------------------------------------
@@ -257,18 +253,9 @@ struct Server {
 /// Starts a server on `dir` (the demo data set if the store is empty).
 async fn start(dir: &Path, durability: Durability) -> Server {
     let config = config_for(dir, durability);
-    // sled releases the lock of a stopped store shortly after its last handle
-    // is dropped: retry briefly when restarting on the same directory.
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
-    let store = loop {
-        match ozmint::serve::open_store(&config) {
-            Ok(s) => break s,
-            Err(e) if tokio::time::Instant::now() < deadline => {
-                eprintln!("open_store failed, retrying: {e}");
-                tokio::time::sleep(Duration::from_millis(100)).await;
-            }
-            Err(e) => panic!("open_store: {e}"),
-        }
+    let store = {
+        let config = config.clone();
+        blocking(move || open_store_within(&config, Duration::from_secs(20))).await
     };
     let boot = {
         let store = store.clone();

@@ -89,18 +89,9 @@ pub async fn start_demo() -> TestServer {
 /// `demo` and the store is empty; an existing store is left as it is).
 pub async fn start_on(dir: TempDir, demo: bool) -> TestServer {
     let config = config_for(dir.path(), demo);
-    // sled releases its lock on the previous store shortly after the last
-    // handle is dropped; retry briefly when restarting on the same directory.
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-    let store = loop {
-        match ozmint::serve::open_store(&config) {
-            Ok(s) => break s,
-            Err(e) if tokio::time::Instant::now() < deadline => {
-                eprintln!("open_store failed, retrying: {e}");
-                tokio::time::sleep(Duration::from_millis(50)).await;
-            }
-            Err(e) => panic!("open_store: {e}"),
-        }
+    let store = {
+        let config = config.clone();
+        blocking(move || open_store_within(&config, Duration::from_secs(10))).await
     };
     let boot = {
         let store = store.clone();
@@ -205,6 +196,23 @@ impl TestServer {
             .expect("the server stops within 30 s")
             .expect("the server stops cleanly");
         dir
+    }
+}
+
+/// Opens the store `config` names (blocking), retrying for `within`: sled
+/// releases the lock of a stopped store, in this process or in a child that
+/// exited, a moment after its last handle is dropped.
+pub fn open_store_within(config: &Config, within: Duration) -> Arc<Store> {
+    let deadline = std::time::Instant::now() + within;
+    loop {
+        match ozmint::serve::open_store(config) {
+            Ok(store) => return store,
+            Err(e) if std::time::Instant::now() < deadline => {
+                eprintln!("open_store failed, retrying: {e}");
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            Err(e) => panic!("open_store: {e}"),
+        }
     }
 }
 

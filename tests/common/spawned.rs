@@ -317,22 +317,12 @@ impl Server {
     }
 }
 
-/// Opens the store a stopped server left in `data_dir` (default settings).
-/// sled's lock is released when the process exits; retried for 10 s anyway.
+/// Opens the store a stopped server left in `data_dir` (default settings;
+/// retried for 10 s, see [`super::open_store_within`]).
 pub fn open_stopped_store(data_dir: &Path) -> std::sync::Arc<ozmint::Store> {
     let config = ozmint::config::Config {
         data_dir: data_dir.to_path_buf(),
         ..Default::default()
     };
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        match ozmint::serve::open_store(&config) {
-            Ok(store) => return store,
-            Err(e) if Instant::now() < deadline => {
-                eprintln!("open_store: {e}; retrying");
-                std::thread::sleep(Duration::from_millis(50));
-            }
-            Err(e) => panic!("open_store: {e}"),
-        }
-    }
+    super::open_store_within(&config, Duration::from_secs(10))
 }
