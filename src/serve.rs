@@ -255,8 +255,12 @@ pub async fn start(
         }
     };
     tokio::spawn(purge_expired(app.store.clone(), stop_signal(&tx)));
+    // The separate metrics listener outlives the API listener's drain, so
+    // that probes see `/readyz` answer 503 while in-flight requests finish.
+    let (drained_tx, drained_rx) = watch::channel(false);
     if let Some(listener) = metrics_listener {
         let app = app.clone();
+        let mut drained = drained_rx;
         tokio::spawn(http::server::serve(
             listener,
             None,
@@ -265,17 +269,24 @@ pub async fn start(
                 let app = app.clone();
                 async move { http::metrics_only(&app, &req) }
             },
-            stop_signal(&tx),
+            async move {
+                let _ = drained.wait_for(|v| *v).await;
+            },
         ));
     }
     let handler_app = app.clone();
-    let task = tokio::spawn(http::server::serve(
+    let api = http::server::serve(
         listener,
         tls,
         config.limits.server_limits(),
         move |req, conn| http::handle(handler_app.clone(), req, conn),
         stop_signal(&tx),
-    ));
+    );
+    let task = tokio::spawn(async move {
+        let result = api.await;
+        let _ = drained_tx.send(true);
+        result
+    });
     app.ready.store(true, Ordering::Release);
     Ok(Running {
         addr,

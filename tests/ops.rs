@@ -531,7 +531,7 @@ async fn scrape(c: &reqwest::Client, url: &str) -> (String, Vec<Sample>) {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn metrics_count_requests_mints_auth_failures_and_flushes() {
+async fn metrics_count_requests_latency_tokens_auth_failures_flushes_and_store_size() {
     let tmp = tempdir();
     let port = free_port();
     let file = tmp.path().join("metrics.toml");
@@ -576,6 +576,7 @@ async fn metrics_count_requests_mints_auth_failures_and_flushes() {
     let failures = |s: &[Sample]| sample(s, "ozmint_auth_failures_total", &[]);
 
     const MINTS: usize = 3;
+    let mut tokens = Vec::new();
     for _ in 0..MINTS {
         let resp = c
             .post(server.url(&format!("/spaces/{DEMO_SPACE}/providers/token")))
@@ -583,8 +584,58 @@ async fn metrics_count_requests_mints_auth_failures_and_flushes() {
             .send()
             .await
             .expect("mint");
-        token_of(resp).await;
+        tokens.push(token_of(resp).await);
     }
+    // A provider consumes the first token; the admin revokes the second.
+    let resp = c
+        .post(server.url("/providers"))
+        .basic_auth(ADMIN.0, Some(ADMIN.1))
+        .json(&serde_json::json!({ "name": "p", "domain": "p.example" }))
+        .send()
+        .await
+        .expect("register a provider");
+    assert_eq!(resp.status(), 201);
+    let v: serde_json::Value = resp.json().await.expect("JSON");
+    let provider_token = v["providerRootToken"].as_str().expect("token");
+    let resp = c
+        .post(server.url("/provider/spaces/support"))
+        .header("x-auth-token", provider_token)
+        .json(&serde_json::json!({ "token": tokens[0], "size": 1 }))
+        .send()
+        .await
+        .expect("consume");
+    assert_eq!(resp.status(), 201);
+    let resp = c
+        .post(server.url("/tokens/examine"))
+        .basic_auth(ADMIN.0, Some(ADMIN.1))
+        .json(&serde_json::json!({ "token": tokens[1] }))
+        .send()
+        .await
+        .expect("examine");
+    let v: serde_json::Value = resp.json().await.expect("JSON");
+    let tid = v["id"].as_str().expect("token id");
+    let resp = c
+        .delete(server.url(&format!("/tokens/{tid}")))
+        .basic_auth(ADMIN.0, Some(ADMIN.1))
+        .send()
+        .await
+        .expect("revoke");
+    assert_eq!(resp.status(), 204);
+    let consumed = |s: &[Sample]| {
+        sample(
+            s,
+            "ozmint_tokens_consumed_total",
+            &[("type", "space_support_token")],
+        )
+    };
+    let revoked = |s: &[Sample]| sample(s, "ozmint_tokens_revoked_total", &[]);
+    let latencies = |s: &[Sample]| {
+        sample(
+            s,
+            "ozmint_http_request_duration_seconds_count",
+            &[("route", route)],
+        )
+    };
     // An unknown space: counted as a 404 request, mints nothing.
     let unknown = ozmint::Id::random().to_string();
     let resp = c
@@ -613,6 +664,17 @@ async fn metrics_count_requests_mints_auth_failures_and_flushes() {
     assert_eq!(reqs(&after, "401") - reqs(&before, "401"), 1.0, "{body}");
     assert_eq!(minted(&after) - minted(&before), MINTS as f64, "{body}");
     assert_eq!(failures(&after) - failures(&before), 1.0, "{body}");
+    assert_eq!(consumed(&after) - consumed(&before), 1.0, "{body}");
+    assert_eq!(revoked(&after) - revoked(&before), 1.0, "{body}");
+    assert_eq!(
+        latencies(&after) - latencies(&before),
+        (MINTS + 2) as f64,
+        "every request on the route is in its latency histogram: {body}"
+    );
+    assert!(
+        sample(&after, "ozmint_store_size_bytes", &[]) > 0.0,
+        "store size: {body}"
+    );
     assert!(
         sample(
             &after,
@@ -867,12 +929,15 @@ async fn read_response<S: tokio::io::AsyncRead + Unpin>(stream: &mut S) -> (u16,
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn after_sigterm_new_connections_are_refused_while_an_in_flight_mint_completes() {
+async fn after_sigterm_new_connections_are_refused_and_readyz_is_503_while_an_in_flight_mint_completes(
+) {
     use base64::Engine as _;
     use tokio::io::AsyncWriteExt;
 
     let tmp = tempdir();
     let data = tmp.path().join("d");
+    let probe_port = free_port();
+    let probe_addr = format!("127.0.0.1:{probe_port}");
     let mut server = Server::spawn(
         tmp.path(),
         &[
@@ -884,9 +949,19 @@ async fn after_sigterm_new_connections_are_refused_while_an_in_flight_mint_compl
             "--durability",
             "durable",
         ],
-        &[],
+        &[("OZMINT_METRICS__LISTEN", &probe_addr)],
     );
     let addr = server.wait_listening();
+    let probes = client_builder().build().expect("client");
+    let probe = |path: &'static str| {
+        let (probes, url) = (probes.clone(), format!("http://{probe_addr}{path}"));
+        async move {
+            let r = probes.get(url).send().await.expect("probe");
+            let status = r.status().as_u16();
+            (status, r.json::<serde_json::Value>().await.expect("JSON"))
+        }
+    };
+    assert_eq!(probe("/readyz").await.0, 200, "ready before SIGTERM");
 
     // A provider registration (which mints its root token) whose body is
     // held back: the request is in the handler, waiting for the body.
@@ -938,6 +1013,14 @@ async fn after_sigterm_new_connections_are_refused_while_an_in_flight_mint_compl
         server.is_running(),
         "the server waits for the request in flight"
     );
+    // Meanwhile the probe listener says: alive, not ready.
+    let (status, v) = probe("/readyz").await;
+    assert_eq!(
+        (status, &v["status"]),
+        (503, &serde_json::json!("not ready")),
+        "{v}"
+    );
+    assert_eq!(probe("/healthz").await.0, 200);
 
     // The held request completes.
     tls.write_all(&body[10..]).await.expect("write the rest");
@@ -950,8 +1033,9 @@ async fn after_sigterm_new_connections_are_refused_while_an_in_flight_mint_compl
 
     let status = server.wait_exit(EXIT_DEADLINE).await;
     assert_eq!(status.code(), Some(0), "stderr {}", server.stderr());
-    // Still refused after the exit.
+    // Still refused after the exit, on both listeners.
     assert!(tokio::net::TcpStream::connect(addr).await.is_err());
+    assert!(tokio::net::TcpStream::connect(&probe_addr).await.is_err());
     let minter = open_minter(&data);
     minter
         .verify_kind(&token, TokenKind::Provider)
