@@ -75,41 +75,36 @@ fn init() {
 
 /// Escapes base64 text by Onedata's rule.
 pub fn escape(b64: &str) -> String {
-    let mut out = String::with_capacity(b64.len() + b64.len() / 8);
-    for c in b64.chars() {
-        match c {
-            '0' => out.push_str("00"),
-            '_' => out.push_str("01"),
-            '-' => out.push_str("02"),
-            '/' => out.push_str("03"),
-            '+' => out.push_str("04"),
-            '=' => out.push_str("05"),
-            c => out.push(c),
+    let mut out = Vec::with_capacity(b64.len() + b64.len() / 8);
+    for &b in b64.as_bytes() {
+        match ESCAPED.iter().position(|e| *e == b) {
+            Some(i) => out.extend_from_slice(&[b'0', ESCAPE_CODES[i]]),
+            None => out.push(b),
         }
     }
-    out
+    // Only ASCII bytes replaced ASCII bytes; everything else is copied as is.
+    String::from_utf8(out).unwrap_or_else(|_| unreachable!("escaping keeps UTF-8"))
 }
+
+/// The characters [`escape`] replaces, and the digit that follows `0` for each.
+const ESCAPED: [u8; 6] = *b"0_-/+=";
+const ESCAPE_CODES: [u8; 6] = *b"012345";
 
 /// Reverses [`escape`]; `None` if `s` is not validly escaped.
 pub fn unescape(s: &str) -> Option<String> {
-    let mut out = String::with_capacity(s.len());
-    let mut chars = s.chars();
-    while let Some(c) = chars.next() {
-        if c != '0' {
-            out.push(c);
-            continue;
-        }
-        out.push(match chars.next()? {
-            '0' => '0',
-            '1' => '_',
-            '2' => '-',
-            '3' => '/',
-            '4' => '+',
-            '5' => '=',
-            _ => return None,
-        });
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut rest = bytes;
+    while let Some(i) = memchr::memchr(b'0', rest) {
+        out.extend_from_slice(&rest[..i]);
+        let code = *rest.get(i + 1)?;
+        out.push(ESCAPED[ESCAPE_CODES.iter().position(|c| *c == code)?]);
+        rest = &rest[i + 2..];
     }
-    Some(out)
+    out.extend_from_slice(rest);
+    // Runs between escapes are copied whole and `0` never occurs inside a
+    // multi-byte UTF-8 sequence, so the result is valid UTF-8.
+    String::from_utf8(out).ok()
 }
 
 /// libmacaroons' derived key: HMAC-SHA256(key = "macaroons-key-generator", data = secret).
@@ -183,21 +178,13 @@ fn deserialize(token: &str) -> Result<Macaroon, TokenError> {
     if token.len() > 2 * MAX_TOKEN_LEN {
         return Err(TokenError::TooLong);
     }
-    // Only the base64 forms are accepted (not the crate's V2 JSON).
-    if !token
-        .bytes()
-        .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'+' | b'/' | b'='))
-    {
-        return Err(TokenError::Malformed);
-    }
+    // The escaped form first (what Onezone hands out), then plain base64.
+    let unescaped = unescape(token);
     let mut too_long = false;
-    for candidate in [unescape(token), Some(token.to_owned())]
-        .into_iter()
-        .flatten()
-    {
+    for candidate in [unescaped.as_deref(), Some(token)].into_iter().flatten() {
         if candidate.len() > MAX_TOKEN_LEN {
             too_long = true;
-        } else if let Ok(m) = Macaroon::deserialize(candidate.as_bytes()) {
+        } else if let Some(m) = from_base64(candidate) {
             return Ok(m);
         }
     }
@@ -206,6 +193,29 @@ fn deserialize(token: &str) -> Result<Macaroon, TokenError> {
     } else {
         TokenError::Malformed
     })
+}
+
+/// Base64 of either alphabet (as libmacaroons and the macaroon crate read
+/// it: URL-safe if a `-` or `_` occurs, else standard), padded or not, then
+/// the crate's binary parser. Decoding here rather than in the crate's
+/// `Macaroon::deserialize` saves half of the parse time (it decodes with an
+/// older, slower base64).
+fn from_base64(text: &str) -> Option<Macaroon> {
+    use base64::alphabet::{STANDARD, URL_SAFE};
+    use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};
+    const CONFIG: GeneralPurposeConfig =
+        GeneralPurposeConfig::new().with_decode_padding_mode(DecodePaddingMode::Indifferent);
+    const URL: GeneralPurpose = GeneralPurpose::new(&URL_SAFE, CONFIG);
+    const STD: GeneralPurpose = GeneralPurpose::new(&STANDARD, CONFIG);
+    // Only the base64 forms are accepted (not the crate's V2 JSON): the
+    // decoder refuses any other byte.
+    let engine = if memchr::memchr2(b'-', b'_', text.as_bytes()).is_some() {
+        &URL
+    } else {
+        &STD
+    };
+    let binary = engine.decode(text).ok()?;
+    Macaroon::deserialize_binary(&binary).ok()
 }
 
 /// Parses a token in any accepted form. Third-party caveats are refused.
