@@ -25,8 +25,6 @@ use base64::engine::general_purpose::{STANDARD, STANDARD_NO_PAD, URL_SAFE, URL_S
 use base64::Engine as _;
 use hyper::header::{HeaderMap, HeaderName, HeaderValue, AUTHORIZATION};
 use hyper::Method;
-use serde::de::DeserializeOwned;
-use serde::Serialize;
 
 use crate::auth::Credentials;
 use crate::codec;
@@ -680,7 +678,7 @@ fn check_json(body: &[u8]) {
 // decode
 // ---------------------------------------------------------------------------
 
-fn decode_round_trip<T: Serialize + DeserializeOwned + PartialEq + Debug>(bytes: &[u8]) {
+fn decode_round_trip<T: crate::codec::Record + PartialEq + Debug>(bytes: &[u8]) {
     if let Ok(v) = codec::decode::<T>(bytes) {
         let again = codec::encode(&v).expect("codec: a decoded record does not encode");
         assert_eq!(
@@ -758,14 +756,11 @@ fn privs<P: Privilege>(bits: u16) -> PrivSet<P> {
 }
 
 /// A relation value the model can make from input.
-trait ModelValue: Copy + PartialEq + Debug + Serialize + DeserializeOwned {
+trait ModelValue: Copy + PartialEq + Debug + crate::codec::Record {
     fn from_input(input: &mut Input<'_>) -> Self;
 }
 
-impl<P: Privilege> ModelValue for PrivSet<P>
-where
-    PrivSet<P>: Serialize + DeserializeOwned,
-{
+impl<P: Privilege> ModelValue for PrivSet<P> {
     fn from_input(input: &mut Input<'_>) -> Self {
         privs(input.u16())
     }

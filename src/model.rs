@@ -18,7 +18,19 @@ pub const ID_TEXT_LEN: usize = 43;
 
 /// An entity id (user, group, space, provider) or token identifier: 32 random bytes,
 /// written as 43 base64url characters exactly like Onezone's ids.
-#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    PartialOrd,
+    Ord,
+    Serialize,
+    Deserialize,
+    bincode::Encode,
+    bincode::Decode,
+)]
 pub struct Id(pub [u8; 32]);
 
 impl Id {
@@ -210,6 +222,36 @@ pub type GroupPrivileges = PrivSet<GroupPrivilege>;
 /// Zone-level privileges.
 pub type ZonePrivileges = PrivSet<ZonePrivilege>;
 
+// The codec's native encoding: the bit set as one `u32`, byte for byte what
+// serde's `transparent` form gives (checked in `codec`'s tests).
+impl<P> bincode::Encode for PrivSet<P> {
+    fn encode<E: bincode::enc::Encoder>(
+        &self,
+        encoder: &mut E,
+    ) -> Result<(), bincode::error::EncodeError> {
+        self.bits.encode(encoder)
+    }
+}
+
+impl<P, C> bincode::Decode<C> for PrivSet<P> {
+    fn decode<D: bincode::de::Decoder<Context = C>>(
+        decoder: &mut D,
+    ) -> Result<Self, bincode::error::DecodeError> {
+        Ok(PrivSet {
+            bits: u32::decode(decoder)?,
+            kind: PhantomData,
+        })
+    }
+}
+
+impl<'de, P, C> bincode::BorrowDecode<'de, C> for PrivSet<P> {
+    fn borrow_decode<D: bincode::de::BorrowDecoder<'de, Context = C>>(
+        decoder: &mut D,
+    ) -> Result<Self, bincode::error::DecodeError> {
+        bincode::Decode::decode(decoder)
+    }
+}
+
 impl<P> Clone for PrivSet<P> {
     fn clone(&self) -> Self {
         *self
@@ -325,7 +367,7 @@ impl GroupPrivileges {
 }
 
 /// A user account.
-#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize, bincode::Encode, bincode::Decode)]
 pub struct User {
     /// Login name, unique in the zone.
     pub name: String,
@@ -349,7 +391,7 @@ impl fmt::Debug for User {
 }
 
 /// A group of users and other groups.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, bincode::Encode, bincode::Decode)]
 pub struct Group {
     /// Display name.
     pub name: String,
@@ -360,7 +402,19 @@ pub struct Group {
 }
 
 /// Onezone's group types; they label a group and change no privilege.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(
+    Clone,
+    Copy,
+    Debug,
+    Default,
+    PartialEq,
+    Eq,
+    Hash,
+    Serialize,
+    Deserialize,
+    bincode::Encode,
+    bincode::Decode,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum GroupType {
     /// `organization`.
@@ -414,7 +468,7 @@ impl FromStr for GroupType {
 }
 
 /// A space (a logical data container supported by providers).
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, bincode::Encode, bincode::Decode)]
 pub struct Space {
     /// Display name.
     pub name: String,
@@ -423,7 +477,7 @@ pub struct Space {
 }
 
 /// A storage provider (Oneprovider) registered in the zone.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, bincode::Encode, bincode::Decode)]
 pub struct Provider {
     /// Display name.
     pub name: String,
@@ -434,7 +488,9 @@ pub struct Provider {
 }
 
 /// Storage support of a space by a provider.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, bincode::Encode, bincode::Decode,
+)]
 pub struct Support {
     /// Supported size in bytes.
     pub size: u64,
@@ -443,7 +499,18 @@ pub struct Support {
 }
 
 /// What a token is for. The wire name is the value of its `tokenType` caveat.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(
+    Clone,
+    Copy,
+    Debug,
+    PartialEq,
+    Eq,
+    Hash,
+    Serialize,
+    Deserialize,
+    bincode::Encode,
+    bincode::Decode,
+)]
 pub enum TokenKind {
     /// Lets a provider support a space (`space_support_token`).
     SpaceSupport,
@@ -483,7 +550,18 @@ impl TokenKind {
 }
 
 /// Who issued a token or performs a request.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(
+    Clone,
+    Copy,
+    Debug,
+    PartialEq,
+    Eq,
+    Hash,
+    Serialize,
+    Deserialize,
+    bincode::Encode,
+    bincode::Decode,
+)]
 pub enum Subject {
     /// A user.
     User(Id),
@@ -492,7 +570,9 @@ pub enum Subject {
 }
 
 /// Where a token stands in its life.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, bincode::Encode, bincode::Decode,
+)]
 pub enum TokenState {
     /// Usable.
     Active,
@@ -511,7 +591,7 @@ pub enum TokenState {
 }
 
 /// The server-side record of a token, keyed by its identifier.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, bincode::Encode, bincode::Decode)]
 pub struct TokenRecord {
     /// What the token is for.
     pub kind: TokenKind,
@@ -530,7 +610,7 @@ pub struct TokenRecord {
 }
 
 /// A root key of the minter. Token secrets are derived from it.
-#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize, bincode::Encode, bincode::Decode)]
 pub struct RootKey {
     /// 32 secret bytes.
     pub secret: [u8; 32],

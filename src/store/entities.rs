@@ -4,13 +4,11 @@
 //! part in (both directions) and every token record minted for it, so no
 //! dangling reference remains.
 
-use serde::de::DeserializeOwned;
-use serde::Serialize;
-
 use super::relations::{
     Relation, Side, GROUP_CHILDREN, GROUP_USERS, SPACE_GROUPS, SPACE_PROVIDERS, SPACE_USERS,
 };
 use super::{encode, Batch, Store, TreeName};
+use crate::codec::Record;
 use crate::error::{Entity, Error, Result};
 use crate::model::{
     now, Group, GroupPrivileges, GroupType, Id, Provider, Space, SpacePrivileges, User,
@@ -101,11 +99,11 @@ impl<T: Sync> AnyRelation for Relation<T> {
 }
 
 impl Store {
-    fn get_entity<T: DeserializeOwned>(&self, kind: Entity, id: &Id) -> Result<Option<T>> {
+    fn get_entity<T: Record>(&self, kind: Entity, id: &Id) -> Result<Option<T>> {
         self.get_rec(kind.tree(), id.as_bytes())
     }
 
-    fn put_entity<T: Serialize>(&self, kind: Entity, id: &Id, value: &T) -> Result<()> {
+    fn put_entity<T: Record>(&self, kind: Entity, id: &Id, value: &T) -> Result<()> {
         let tree = kind.tree();
         self.engine
             .put(tree, id.as_bytes(), &encode(tree, value)?)?;

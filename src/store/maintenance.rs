@@ -112,7 +112,7 @@ impl Store {
         Ok(())
     }
 
-    fn check_relation<T: serde::de::DeserializeOwned>(
+    fn check_relation<T: crate::codec::Record>(
         &self,
         r: &super::Relation<T>,
         problems: &mut Vec<String>,

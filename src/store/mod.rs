@@ -25,8 +25,6 @@ use std::path::Path;
 use std::sync::Arc;
 
 use parking_lot::{Condvar, Mutex, MutexGuard};
-use serde::de::DeserializeOwned;
-use serde::Serialize;
 
 pub use dataset::{
     Dataset, DatasetGroup, DatasetMember, DatasetProvider, DatasetSpace, DatasetSupport,
@@ -40,7 +38,7 @@ pub use relations::{
 pub use sled_engine::{SledEngine, SledOptions};
 pub use tokens::TOKENS_PAGE_MAX;
 
-use crate::codec;
+use crate::codec::{self, Record};
 use crate::error::{Error, Result};
 use crate::model::Id;
 
@@ -203,7 +201,7 @@ impl Store {
         self.writer.lock()
     }
 
-    fn get_rec<T: DeserializeOwned>(&self, tree: TreeName, key: &[u8]) -> Result<Option<T>> {
+    fn get_rec<T: Record>(&self, tree: TreeName, key: &[u8]) -> Result<Option<T>> {
         match self.engine.get(tree, key)? {
             None => Ok(None),
             Some(bytes) => decode(tree, &bytes).map(Some),
@@ -220,7 +218,7 @@ impl Store {
     }
 
     /// Reads a page of `(id, record)` from a tree keyed by ids.
-    fn page<T: DeserializeOwned>(
+    fn page<T: Record>(
         &self,
         tree: TreeName,
         prefix: &[u8],
@@ -240,7 +238,7 @@ impl Store {
 /// schema 1 reported for every group). One atomic batch with the new schema
 /// number, flushed before the store is used: a crash leaves either schema.
 fn migrate_v1(engine: &dyn Engine) -> Result<()> {
-    #[derive(serde::Deserialize)]
+    #[derive(bincode::Encode, bincode::Decode)]
     struct GroupV1 {
         name: String,
         created: u64,
@@ -268,14 +266,14 @@ fn migrate_v1(engine: &dyn Engine) -> Result<()> {
     Ok(())
 }
 
-fn decode<T: DeserializeOwned>(tree: TreeName, bytes: &[u8]) -> Result<T> {
+fn decode<T: Record>(tree: TreeName, bytes: &[u8]) -> Result<T> {
     codec::decode(bytes).map_err(|error| Error::Corrupt {
         tree: tree.name(),
         error,
     })
 }
 
-fn encode<T: Serialize>(tree: TreeName, value: &T) -> Result<Vec<u8>> {
+fn encode<T: Record>(tree: TreeName, value: &T) -> Result<Vec<u8>> {
     codec::encode(value).map_err(|error| Error::Corrupt {
         tree: tree.name(),
         error,
@@ -304,7 +302,7 @@ mod tests {
     /// group of type `role`; other records are untouched.
     #[test]
     fn schema_1_groups_are_migrated() {
-        #[derive(serde::Serialize)]
+        #[derive(bincode::Encode, bincode::Decode)]
         struct GroupV1 {
             name: String,
             created: u64,

@@ -16,10 +16,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use parking_lot::Mutex;
-use serde::de::DeserializeOwned;
-use serde::Serialize;
 
 use super::{encode, key_id, pair, Batch, Store, TreeName, PAGE_MAX};
+use crate::codec::Record;
 use crate::error::{Entity, Error, Result};
 use crate::model::{GroupPrivileges, Id, SpacePrivileges, Support};
 
@@ -103,7 +102,7 @@ impl<T> Relation<T> {
     }
 }
 
-impl<T: Serialize> Relation<T> {
+impl<T: Record> Relation<T> {
     /// Queues `a -> b = value`.
     pub(crate) fn put_ops(&self, batch: &mut Batch, a: &Id, b: &Id, value: &T) -> Result<()> {
         batch.put(self.fwd, pair(a, b).to_vec(), encode(self.fwd, value)?);
@@ -133,18 +132,13 @@ impl GraphCache {
 
 impl Store {
     /// The value of `a -> b`, if the relation exists.
-    pub fn relation<T: DeserializeOwned>(
-        &self,
-        r: &Relation<T>,
-        a: &Id,
-        b: &Id,
-    ) -> Result<Option<T>> {
+    pub fn relation<T: Record>(&self, r: &Relation<T>, a: &Id, b: &Id) -> Result<Option<T>> {
         self.get_rec(r.fwd, &pair(a, b))
     }
 
     /// Creates or replaces `a -> b = value`. Both ends must exist; a group
     /// relation that would close a cycle is refused. Returns whether it is new.
-    pub fn put_relation<T: Serialize>(
+    pub fn put_relation<T: Record>(
         &self,
         r: &Relation<T>,
         a: &Id,
@@ -170,7 +164,7 @@ impl Store {
     }
 
     /// Reads, changes and writes the value of an existing `a -> b` atomically.
-    pub fn update_relation<T: Serialize + DeserializeOwned>(
+    pub fn update_relation<T: Record>(
         &self,
         r: &Relation<T>,
         a: &Id,
@@ -209,7 +203,7 @@ impl Store {
     }
 
     /// A page of the `b` ends of `a -> *` with their values, in id order.
-    pub fn members<T: DeserializeOwned>(
+    pub fn members<T: Record>(
         &self,
         r: &Relation<T>,
         a: &Id,
