@@ -99,10 +99,10 @@ impl Settings {
     }
 }
 
-/// Whether a load row runs: all of them, or those whose label contains
-/// `OZMINT_BENCH_ROWS` (for profiling one workload).
+/// Whether a load row runs: all of them, or those whose label contains one
+/// of the `|`-separated parts of `OZMINT_BENCH_ROWS` (for profiling).
 fn wanted(label: &str) -> bool {
-    std::env::var("OZMINT_BENCH_ROWS").map_or(true, |f| label.contains(f.as_str()))
+    std::env::var("OZMINT_BENCH_ROWS").map_or(true, |f| f.split('|').any(|p| label.contains(p)))
 }
 
 fn progress(msg: impl AsRef<str>) {
@@ -922,7 +922,7 @@ fn big_store(s: &Settings, rt: &tokio::runtime::Runtime) -> BigStore {
                     break;
                 }
                 let rec = common::sample_record(targets[i % targets.len()], issuer);
-                store.insert_token(&Id::random(), &rec).expect("insert");
+                store.insert_token(&Id::time_ordered(), &rec).expect("insert");
                 if (i + 1) % 200_000 == 0 {
                     progress(format!("  {} records", i + 1));
                 }
@@ -1143,6 +1143,23 @@ fn main() {
         // Diagnostics: authentication without a write, and minting without sled.
         let (_mem_dir, mem_running, mem_target, mem_token) = start_memory_server().await;
         for proto in [Proto::H1, Proto::H2] {
+            rows.extend(
+                run_load(
+                    "diagnostic: GET /healthz (ozmint's request pipeline, no handler work)",
+                    &relaxed.target,
+                    proto,
+                    s.conns,
+                    s.row,
+                    Workload {
+                        method: Method::GET,
+                        path: "/healthz".into(),
+                        headers: vec![("x-auth-token", relaxed.admin_token.clone())],
+                        bodies: Bodies::Fixed(Bytes::new()),
+                        expect: StatusCode::OK,
+                    },
+                )
+                .await,
+            );
             rows.extend(
                 run_load(
                     "diagnostic: GET /user, X-Auth-Token (auth + one read, no write), relaxed",

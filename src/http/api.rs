@@ -84,8 +84,10 @@ pub(super) async fn dispatch(
         ClientTokens if method == Method::POST => {
             let user = user_only(&subject)?;
             unrestricted(&caller)?;
-            let minter = app.minter.clone();
-            let minted = blocking(move || minter.mint(TokenKind::Access, user, subject)).await?;
+            let minted = app
+                .minter
+                .mint_async(TokenKind::Access, user, subject)
+                .await?;
             app.metrics.mint(TokenKind::Access);
             Ok(json(StatusCode::OK, &json!({ "token": minted.token })))
         }
@@ -145,9 +147,9 @@ pub(super) async fn dispatch(
             let body: Value = read_json(app, body).await?;
             let token = string_field(&body, "token")?;
             let size = size_field(&body)?;
-            let minter = app.minter.clone();
-            let space = blocking(move || {
-                minter.consume(
+            let space = app
+                .minter
+                .consume_async(
                     &token,
                     TokenKind::SpaceSupport,
                     provider,
@@ -170,8 +172,7 @@ pub(super) async fn dispatch(
                         Ok(space)
                     },
                 )
-            })
-            .await?;
+                .await?;
             app.metrics.consume(TokenKind::SpaceSupport);
             let mut resp = empty(StatusCode::CREATED);
             set_location(&mut resp, &format!("/spaces/{space}"));
@@ -183,9 +184,9 @@ pub(super) async fn dispatch(
             let name = string_field(&body, "name")?;
             let token = string_field(&body, "token")?;
             let size = size_field(&body)?;
-            let minter = app.minter.clone();
-            let space = blocking(move || {
-                minter.consume(
+            let space = app
+                .minter
+                .consume_async(
                     &token,
                     TokenKind::SpaceCreate,
                     provider,
@@ -205,8 +206,7 @@ pub(super) async fn dispatch(
                         Ok(space)
                     },
                 )
-            })
-            .await?;
+                .await?;
             app.metrics.consume(TokenKind::SpaceCreate);
             let mut resp = empty(StatusCode::CREATED);
             set_location(&mut resp, &format!("/spaces/{space}"));
@@ -347,8 +347,7 @@ async fn mint_if_allowed(
     target: Id,
 ) -> Result<Resp, ApiError> {
     require(app, &subject, action)?;
-    let minter = app.minter.clone();
-    let minted = blocking(move || minter.mint(kind, target, subject)).await?;
+    let minted = app.minter.mint_async(kind, target, subject).await?;
     app.metrics.mint(kind);
     Ok(json(StatusCode::OK, &json!({ "token": minted.token })))
 }

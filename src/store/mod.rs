@@ -7,8 +7,10 @@
 //!   one atomic [`Batch`], so a reader never sees half of a change.
 //! - Durability: in [`Durability::Durable`] mode (the default) every write
 //!   method returns only after the write is on disk; concurrent writers share
-//!   one flush (group commit). In [`Durability::Relaxed`] mode the engine
-//!   flushes in the background and a crash can lose the last interval.
+//!   one flush (group commit). Async callers write with the `_unsynced`
+//!   methods and await [`Store::committed_async`], which holds no thread while
+//!   it waits. In [`Durability::Relaxed`] mode the engine flushes in the
+//!   background and a crash can lose the last interval.
 //!
 //! Key layouts of all trees are documented on [`TreeName`].
 
@@ -56,10 +58,33 @@ pub enum Durability {
 pub const PAGE_MAX: usize = 1000;
 
 /// Serialises flushes so that concurrent writers share one (group commit).
-#[derive(Default)]
+/// Whoever finds no flush running leads the next one, for every write issued
+/// so far; the others wait for it (threads on the condvar, async tasks on the
+/// watch channel, which counts finished flushes).
 struct GroupCommit {
     state: Mutex<CommitState>,
     done: Condvar,
+    finished: tokio::sync::watch::Sender<u64>,
+}
+
+impl Default for GroupCommit {
+    fn default() -> Self {
+        GroupCommit {
+            state: Mutex::default(),
+            done: Condvar::new(),
+            finished: tokio::sync::watch::Sender::new(0),
+        }
+    }
+}
+
+/// What a writer waiting for durability should do next.
+enum Turn {
+    /// Its write is durable.
+    Done,
+    /// Lead a flush of everything issued up to this ticket.
+    Lead(u64),
+    /// Another flush is running: wait for it to finish, then look again.
+    Wait,
 }
 
 #[derive(Default)]
@@ -73,34 +98,61 @@ struct CommitState {
 }
 
 impl GroupCommit {
-    /// Blocks until everything written before the call is durable.
-    fn sync(&self, engine: &dyn Engine, observe: Option<&FlushObserver>) -> Result<()> {
+    /// A ticket covering every write made before the call.
+    fn ticket(&self) -> u64 {
         let mut st = self.state.lock();
         st.issued += 1;
-        let ticket = st.issued;
-        loop {
-            if st.flushed >= ticket {
-                return Ok(());
-            }
-            if st.flushing {
-                self.done.wait(&mut st);
-                continue;
-            }
+        st.issued
+    }
+
+    fn turn(st: &mut CommitState, ticket: u64) -> Turn {
+        if st.flushed >= ticket {
+            Turn::Done
+        } else if st.flushing {
+            Turn::Wait
+        } else {
             st.flushing = true;
-            let target = st.issued;
-            drop(st);
-            let started = std::time::Instant::now();
-            let res = engine.flush();
-            if let Some(f) = observe {
-                f(started.elapsed());
+            Turn::Lead(st.issued)
+        }
+    }
+
+    /// Flushes for everything issued up to `target` (the caller won [`Turn::Lead`]).
+    fn lead(
+        &self,
+        target: u64,
+        engine: &dyn Engine,
+        observe: Option<&FlushObserver>,
+    ) -> Result<()> {
+        let started = std::time::Instant::now();
+        let res = engine.flush();
+        if let Some(f) = observe {
+            f(started.elapsed());
+        }
+        let mut st = self.state.lock();
+        st.flushing = false;
+        if res.is_ok() {
+            st.flushed = st.flushed.max(target);
+        }
+        drop(st);
+        self.done.notify_all();
+        self.finished.send_modify(|n| *n += 1);
+        Ok(res?)
+    }
+
+    /// Blocks until everything written before the call is durable.
+    fn sync(&self, engine: &dyn Engine, observe: Option<&FlushObserver>) -> Result<()> {
+        let ticket = self.ticket();
+        let mut st = self.state.lock();
+        loop {
+            match Self::turn(&mut st, ticket) {
+                Turn::Done => return Ok(()),
+                Turn::Wait => self.done.wait(&mut st),
+                Turn::Lead(target) => {
+                    drop(st);
+                    self.lead(target, engine, observe)?;
+                    st = self.state.lock();
+                }
             }
-            st = self.state.lock();
-            st.flushing = false;
-            if res.is_ok() {
-                st.flushed = st.flushed.max(target);
-            }
-            self.done.notify_all();
-            res?;
         }
     }
 }
@@ -194,6 +246,40 @@ impl Store {
         match self.durability {
             Durability::Durable => self.flush(),
             Durability::Relaxed => Ok(()),
+        }
+    }
+
+    /// [`Store::committed`] for async callers: waits for durability without
+    /// holding a thread. Concurrent callers share one flush, which runs on
+    /// tokio's blocking pool (call from within a tokio runtime).
+    pub async fn committed_async(self: &Arc<Self>) -> Result<()> {
+        if self.durability == Durability::Relaxed {
+            return Ok(());
+        }
+        let commit = &self.commit;
+        let ticket = commit.ticket();
+        loop {
+            // Subscribed before looking, so a flush ending in between is seen.
+            let mut finished = commit.finished.subscribe();
+            let turn = GroupCommit::turn(&mut commit.state.lock(), ticket);
+            match turn {
+                Turn::Done => return Ok(()),
+                Turn::Wait => {
+                    // The sender lives as long as `self`, which we hold.
+                    let _ = finished.changed().await;
+                }
+                Turn::Lead(target) => {
+                    // The flush runs to its end even if this task is dropped,
+                    // so the leadership is always handed back.
+                    let store = self.clone();
+                    tokio::task::spawn_blocking(move || {
+                        let observe = store.flush_observer.get();
+                        store.commit.lead(target, store.engine.as_ref(), observe)
+                    })
+                    .await
+                    .map_err(|e| Error::Engine(EngineError(format!("flush task failed: {e}"))))??;
+                }
+            }
         }
     }
 
@@ -297,6 +383,121 @@ fn pair(a: &Id, b: &Id) -> [u8; 64] {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// An engine whose flushes are slow, counted, and fail on demand.
+    #[derive(Default)]
+    struct SlowFlush {
+        inner: MemEngine,
+        flushes: std::sync::atomic::AtomicUsize,
+        fail_next: std::sync::atomic::AtomicBool,
+    }
+
+    const FLUSH_TIME: std::time::Duration = std::time::Duration::from_millis(150);
+
+    impl Engine for SlowFlush {
+        fn get(&self, t: TreeName, k: &[u8]) -> Result<Option<Vec<u8>>, EngineError> {
+            self.inner.get(t, k)
+        }
+        fn scan(
+            &self,
+            t: TreeName,
+            p: &[u8],
+            a: Option<&[u8]>,
+            l: usize,
+        ) -> Result<Vec<Entry>, EngineError> {
+            self.inner.scan(t, p, a, l)
+        }
+        fn put(&self, t: TreeName, k: &[u8], v: &[u8]) -> Result<(), EngineError> {
+            self.inner.put(t, k, v)
+        }
+        fn apply(&self, b: &Batch) -> Result<(), EngineError> {
+            self.inner.apply(b)
+        }
+        fn compare_and_swap(
+            &self,
+            t: TreeName,
+            k: &[u8],
+            o: Option<&[u8]>,
+            n: Option<&[u8]>,
+        ) -> Result<bool, EngineError> {
+            self.inner.compare_and_swap(t, k, o, n)
+        }
+        fn len(&self, t: TreeName) -> Result<usize, EngineError> {
+            self.inner.len(t)
+        }
+        fn flush(&self) -> Result<(), EngineError> {
+            std::thread::sleep(FLUSH_TIME);
+            self.flushes
+                .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            if self
+                .fail_next
+                .swap(false, std::sync::atomic::Ordering::SeqCst)
+            {
+                return Err(EngineError("disk full".into()));
+            }
+            Ok(())
+        }
+        fn size_on_disk(&self) -> u64 {
+            0
+        }
+    }
+
+    /// Async waiters share flushes with each other and with threads; a
+    /// waiter dropped while leading does not strand the others; a failed
+    /// flush fails its waiters and the next flush works.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn async_commits_group_and_recover_from_cancellation_and_errors() {
+        use std::sync::atomic::Ordering::SeqCst;
+        let engine = Arc::new(SlowFlush::default());
+        let store = Arc::new(Store::with_engine(engine.clone(), Durability::Durable).unwrap());
+        async fn within<F: std::future::Future>(f: F) -> F::Output {
+            let limit = std::time::Duration::from_secs(10);
+            tokio::time::timeout(limit, f).await.expect("a waiter hung")
+        }
+
+        // 32 async writers and 4 blocking ones: a flush takes 150 ms, so all
+        // of them join the first or the second flush.
+        let mut tasks = Vec::new();
+        for i in 0..32u8 {
+            let s = store.clone();
+            tasks.push(tokio::spawn(async move {
+                s.engine.put(TreeName::Meta, &[i], b"v").unwrap();
+                s.committed_async().await
+            }));
+        }
+        for i in 32..36u8 {
+            let s = store.clone();
+            tasks.push(tokio::spawn(async move {
+                tokio::task::spawn_blocking(move || {
+                    s.engine.put(TreeName::Meta, &[i], b"v").unwrap();
+                    s.committed()
+                })
+                .await
+                .unwrap()
+            }));
+        }
+        for t in tasks {
+            within(t).await.unwrap().unwrap();
+        }
+        let grouped = engine.flushes.load(SeqCst);
+        assert!(
+            (1..=3).contains(&grouped),
+            "36 writers took {grouped} flushes"
+        );
+
+        // A leader dropped mid-flush: its flush still ends and hands over.
+        let s = store.clone();
+        let dropped =
+            tokio::time::timeout(std::time::Duration::from_millis(10), s.committed_async()).await;
+        assert!(dropped.is_err(), "the flush outlasted the timeout");
+        within(store.committed_async()).await.unwrap();
+
+        // A failed flush is reported to its waiters; the next one succeeds.
+        engine.fail_next.store(true, SeqCst);
+        let err = within(store.committed_async()).await.unwrap_err();
+        assert!(err.to_string().contains("disk full"), "{err}");
+        within(store.committed_async()).await.unwrap();
+    }
 
     /// A schema-1 store (groups without a type) opens as schema 2 with every
     /// group of type `role`; other records are untouched.

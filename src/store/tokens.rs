@@ -43,11 +43,18 @@ impl Store {
     /// entries without a record, which readers skip and purging removes (the
     /// expiry entry carries the target for that).
     pub fn insert_token(&self, id: &Id, rec: &TokenRecord) -> Result<()> {
+        self.insert_token_unsynced(id, rec)?;
+        self.committed()
+    }
+
+    /// [`Store::insert_token`] without waiting for durability: the caller
+    /// must call [`Store::committed`] or await [`Store::committed_async`]
+    /// before handing the token out.
+    pub fn insert_token_unsynced(&self, id: &Id, rec: &TokenRecord) -> Result<()> {
         self.engine
             .put(T, &expiry_key(rec.expires, id), rec.target.as_bytes())?;
         self.engine.put(T, &target_key(&rec.target, id), &[])?;
-        self.engine.put(T, &rec_key(id), &encode(T, rec)?)?;
-        self.committed()
+        Ok(self.engine.put(T, &rec_key(id), &encode(T, rec)?)?)
     }
 
     /// A token record by identifier.
@@ -59,6 +66,19 @@ impl Store {
     /// writes, and applies both atomically under the writer lock. If `f` fails,
     /// nothing is written (a failed consumption leaves the token usable).
     pub fn transition_token<R>(
+        &self,
+        id: &Id,
+        f: impl FnOnce(&Store, &TokenRecord, &mut Batch) -> Result<(TokenRecord, R)>,
+    ) -> Result<R> {
+        let out = self.transition_token_unsynced(id, f)?;
+        self.committed()?;
+        Ok(out)
+    }
+
+    /// [`Store::transition_token`] without waiting for durability: the
+    /// caller must call [`Store::committed`] or await
+    /// [`Store::committed_async`] before acknowledging the new state.
+    pub fn transition_token_unsynced<R>(
         &self,
         id: &Id,
         f: impl FnOnce(&Store, &TokenRecord, &mut Batch) -> Result<(TokenRecord, R)>,
@@ -76,8 +96,6 @@ impl Store {
         if graph {
             self.graph.invalidate();
         }
-        drop(_w);
-        self.committed()?;
         Ok(out)
     }
 

@@ -216,8 +216,30 @@ impl Minter {
         issuer: Subject,
         lifetime: u64,
     ) -> Result<Minted> {
+        let minted = self.mint_unsynced(kind, target, issuer, lifetime)?;
+        self.store.committed()?;
+        Ok(minted)
+    }
+
+    /// [`Minter::mint`] for async callers: the record is written on the
+    /// calling thread (no I/O wait) and durability is awaited without holding
+    /// a thread, concurrent mints sharing one flush.
+    pub async fn mint_async(&self, kind: TokenKind, target: Id, issuer: Subject) -> Result<Minted> {
+        let lifetime = self.config.lifetimes.of(kind);
+        let minted = self.mint_unsynced(kind, target, issuer, lifetime)?;
+        self.store.committed_async().await?;
+        Ok(minted)
+    }
+
+    fn mint_unsynced(
+        &self,
+        kind: TokenKind,
+        target: Id,
+        issuer: Subject,
+        lifetime: u64,
+    ) -> Result<Minted> {
         let (key_id, root) = self.keys.current()?;
-        let id = Id::random();
+        let id = Id::time_ordered();
         let created = now();
         let record = TokenRecord {
             kind,
@@ -229,7 +251,7 @@ impl Minter {
             state: TokenState::Active,
         };
         let token = self.encode(&id, &record, &root)?;
-        self.store.insert_token(&id, &record)?;
+        self.store.insert_token_unsynced(&id, &record)?;
         Ok(Minted { token, id, record })
     }
 
@@ -326,18 +348,46 @@ impl Minter {
         provider: Id,
         f: impl FnOnce(&Store, &TokenRecord, &mut Batch) -> Result<R>,
     ) -> Result<R> {
+        let out = self.consume_unsynced(token, kind, provider, f)?;
+        self.store.committed()?;
+        Ok(out)
+    }
+
+    /// [`Minter::consume`] for async callers: the state change is applied on
+    /// the calling thread and durability is awaited without holding a
+    /// thread, concurrent consumptions sharing one flush.
+    pub async fn consume_async<R>(
+        &self,
+        token: &str,
+        kind: TokenKind,
+        provider: Id,
+        f: impl FnOnce(&Store, &TokenRecord, &mut Batch) -> Result<R>,
+    ) -> Result<R> {
+        let out = self.consume_unsynced(token, kind, provider, f)?;
+        self.store.committed_async().await?;
+        Ok(out)
+    }
+
+    fn consume_unsynced<R>(
+        &self,
+        token: &str,
+        kind: TokenKind,
+        provider: Id,
+        f: impl FnOnce(&Store, &TokenRecord, &mut Batch) -> Result<R>,
+    ) -> Result<R> {
         let v = self.verify_kind(token, kind)?;
-        self.store.transition_token(&v.id, |store, rec, batch| {
-            let t = now();
-            state_ok(rec, t)?;
-            let out = f(store, rec, batch)?;
-            let mut new = rec.clone();
-            new.state = TokenState::Consumed {
-                at: t,
-                by: provider,
-            };
-            Ok((new, out))
-        })
+        self.store
+            .transition_token_unsynced(&v.id, |store, rec, batch| {
+                let t = now();
+                state_ok(rec, t)?;
+                let out = f(store, rec, batch)?;
+                let mut new = rec.clone();
+                new.state = TokenState::Consumed {
+                    at: t,
+                    by: provider,
+                };
+                Ok((new, out))
+            })
     }
 
     /// Describes a token without failing on invalid ones.
