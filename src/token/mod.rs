@@ -221,9 +221,10 @@ impl Minter {
         Ok(minted)
     }
 
-    /// [`Minter::mint`] for async callers: the record is written on the
-    /// calling thread (no I/O wait) and durability is awaited without holding
-    /// a thread, concurrent mints sharing one flush.
+    /// [`Minter::mint`] for async callers (within a tokio runtime): the
+    /// record is written on the calling thread (no I/O wait) and durability
+    /// is awaited without holding a thread, concurrent mints sharing one
+    /// flush.
     pub async fn mint_async(&self, kind: TokenKind, target: Id, issuer: Subject) -> Result<Minted> {
         let lifetime = self.config.lifetimes.of(kind);
         let minted = self.mint_unsynced(kind, target, issuer, lifetime)?;
@@ -353,9 +354,10 @@ impl Minter {
         Ok(out)
     }
 
-    /// [`Minter::consume`] for async callers: the state change is applied on
-    /// the calling thread and durability is awaited without holding a
-    /// thread, concurrent consumptions sharing one flush.
+    /// [`Minter::consume`] for async callers (within a tokio runtime): the
+    /// state change is applied on the calling thread and durability is
+    /// awaited without holding a thread, concurrent consumptions sharing one
+    /// flush.
     pub async fn consume_async<R>(
         &self,
         token: &str,
