@@ -118,16 +118,19 @@ pub enum Users {
     /// Show a user.
     Show {
         /// User id.
+        #[arg(allow_hyphen_values = true)]
         id: String,
     },
     /// Delete a user and all their memberships.
     Delete {
         /// User id.
+        #[arg(allow_hyphen_values = true)]
         id: String,
     },
     /// Show or change a user's zone privileges.
     Privileges {
         /// User id.
+        #[arg(allow_hyphen_values = true)]
         id: String,
         #[command(flatten)]
         change: PrivChange,
@@ -150,11 +153,13 @@ pub enum Groups {
     /// Show a group.
     Show {
         /// Group id.
+        #[arg(allow_hyphen_values = true)]
         id: String,
     },
     /// Rename a group.
     Rename {
         /// Group id.
+        #[arg(allow_hyphen_values = true)]
         id: String,
         /// New name.
         name: String,
@@ -162,54 +167,67 @@ pub enum Groups {
     /// Delete a group and all its relations.
     Delete {
         /// Group id.
+        #[arg(allow_hyphen_values = true)]
         id: String,
     },
     /// List direct users.
     Users {
         /// Group id.
+        #[arg(allow_hyphen_values = true)]
         id: String,
     },
     /// List direct child groups.
     Children {
         /// Group id.
+        #[arg(allow_hyphen_values = true)]
         id: String,
     },
     /// List users who belong directly or through child groups.
     EffectiveUsers {
         /// Group id.
+        #[arg(allow_hyphen_values = true)]
         id: String,
     },
     /// Add a user (default member privileges).
     AddUser {
         /// Group id.
+        #[arg(allow_hyphen_values = true)]
         id: String,
         /// User id.
+        #[arg(allow_hyphen_values = true)]
         user: String,
     },
     /// Remove a user.
     RemoveUser {
         /// Group id.
+        #[arg(allow_hyphen_values = true)]
         id: String,
         /// User id.
+        #[arg(allow_hyphen_values = true)]
         user: String,
     },
     /// Add a child group (cycles are refused).
     AddChild {
         /// Parent group id.
+        #[arg(allow_hyphen_values = true)]
         id: String,
         /// Child group id.
+        #[arg(allow_hyphen_values = true)]
         child: String,
     },
     /// Remove a child group.
     RemoveChild {
         /// Parent group id.
+        #[arg(allow_hyphen_values = true)]
         id: String,
         /// Child group id.
+        #[arg(allow_hyphen_values = true)]
         child: String,
     },
     /// Show or change the privileges of a user or child group in the group.
     Privileges {
         /// Group id.
+        #[arg(allow_hyphen_values = true)]
         id: String,
         /// Of this user.
         #[arg(long, conflicts_with = "child", required_unless_present = "child")]
@@ -235,11 +253,13 @@ pub enum Spaces {
     /// Show a space.
     Show {
         /// Space id.
+        #[arg(allow_hyphen_values = true)]
         id: String,
     },
     /// Rename a space.
     Rename {
         /// Space id.
+        #[arg(allow_hyphen_values = true)]
         id: String,
         /// New name.
         name: String,
@@ -247,59 +267,73 @@ pub enum Spaces {
     /// Delete a space and all its relations.
     Delete {
         /// Space id.
+        #[arg(allow_hyphen_values = true)]
         id: String,
     },
     /// List direct users.
     Users {
         /// Space id.
+        #[arg(allow_hyphen_values = true)]
         id: String,
     },
     /// List groups.
     Groups {
         /// Space id.
+        #[arg(allow_hyphen_values = true)]
         id: String,
     },
     /// List users who belong directly or through groups.
     EffectiveUsers {
         /// Space id.
+        #[arg(allow_hyphen_values = true)]
         id: String,
     },
     /// List supporting providers.
     Providers {
         /// Space id.
+        #[arg(allow_hyphen_values = true)]
         id: String,
     },
     /// Add a user (default member privileges).
     AddUser {
         /// Space id.
+        #[arg(allow_hyphen_values = true)]
         id: String,
         /// User id.
+        #[arg(allow_hyphen_values = true)]
         user: String,
     },
     /// Remove a user.
     RemoveUser {
         /// Space id.
+        #[arg(allow_hyphen_values = true)]
         id: String,
         /// User id.
+        #[arg(allow_hyphen_values = true)]
         user: String,
     },
     /// Add a group (default member privileges).
     AddGroup {
         /// Space id.
+        #[arg(allow_hyphen_values = true)]
         id: String,
         /// Group id.
+        #[arg(allow_hyphen_values = true)]
         group: String,
     },
     /// Remove a group.
     RemoveGroup {
         /// Space id.
+        #[arg(allow_hyphen_values = true)]
         id: String,
         /// Group id.
+        #[arg(allow_hyphen_values = true)]
         group: String,
     },
     /// Show or change the privileges of a user or group in the space.
     Privileges {
         /// Space id.
+        #[arg(allow_hyphen_values = true)]
         id: String,
         /// Of this user.
         #[arg(long, conflicts_with = "group", required_unless_present = "group")]
@@ -332,11 +366,13 @@ pub enum Tokens {
     /// Mint a space support token.
     Support {
         /// Space id.
+        #[arg(allow_hyphen_values = true)]
         space: String,
     },
     /// Mint a space creation token for a group.
     CreateSpace {
         /// Group id.
+        #[arg(allow_hyphen_values = true)]
         group: String,
     },
     /// Mint an access token for yourself.
@@ -353,6 +389,7 @@ pub enum Tokens {
     /// Revoke a token by identifier.
     Revoke {
         /// Token identifier (43 characters) or the token itself.
+        #[arg(allow_hyphen_values = true)]
         id: String,
     },
     /// Describe a token.

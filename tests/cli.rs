@@ -396,3 +396,49 @@ async fn export_after_a_demo_run_then_import_into_a_new_store_keeps_logins() {
     drop(c);
     assert_eq!(server.terminate(EXIT_DEADLINE).await.code(), Some(0));
 }
+
+/// Ids are base64url, so one in 64 begins with `-`: the admin commands take
+/// such an id as a value, not as a flag (found by a CI run whose random user
+/// id began with `-`).
+#[tokio::test]
+async fn admin_commands_take_ids_that_begin_with_a_hyphen() {
+    let tmp = tempdir();
+    let user = "-JFuBQO39bLsRIXIfujsXLJ1Eui4LAM5FfN-7bsh8Bw";
+    let group = "-abcBQO39bLsRIXIfujsXLJ1Eui4LAM5FfN-7bsh8Bw";
+    let set = serde_json::json!({
+        "users": [{ "id": user, "username": "admin", "password": "password", "zone_privileges": "all" }],
+        "groups": [{ "id": group, "name": "g", "users": [{ "id": user, "privileges": "all" }] }],
+    });
+    let file = tmp.path().join("set.json");
+    std::fs::write(&file, set.to_string()).expect("write data set");
+    let mut cmd = ozmint(tmp.path());
+    cmd.args(["import", file.to_str().expect("utf-8"), "--data", "d"]);
+    let out = run(cmd);
+    assert!(out.status.success(), "import: {}", text(&out.stderr));
+
+    let mut server = Server::start(tmp.path(), &["--listen", "127.0.0.1:0", "--data", "d"], &[]);
+    let admin = |args: &[&str]| {
+        let mut cmd = ozmint(tmp.path());
+        cmd.args(["admin", "--url", &server.base(), "-k"])
+            .args(["--user", "admin", "--password", "password"])
+            .args(args);
+        run(cmd)
+    };
+    for args in [
+        &["users", "show", user][..],
+        &["groups", "users", group][..],
+        &["users", "privileges", user, "--grant", "oz_users_create"][..],
+        &["users", "privileges", "--revoke", "oz_users_create", user][..],
+    ] {
+        let out = admin(args);
+        let stdout = text(&out.stdout);
+        assert!(
+            out.status.success(),
+            "{args:?}: {}\n{stdout}",
+            text(&out.stderr)
+        );
+    }
+    let shown = text(&admin(&["users", "show", user]).stdout);
+    assert!(shown.contains("\"admin\""), "the user is shown: {shown}");
+    assert_eq!(server.terminate(EXIT_DEADLINE).await.code(), Some(0));
+}
