@@ -13,8 +13,7 @@ use bytes::Bytes;
 use http_body_util::Full;
 use hyper::body::Incoming;
 use hyper::{Method, Response, StatusCode};
-use serde::de::DeserializeOwned;
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use serde_json::{json, Value};
 
 use super::error::ApiError;
@@ -541,6 +540,14 @@ fn user_info(store: &Store, uid: &Id) -> Result<Resp, ApiError> {
     ))
 }
 
+fn group_info(store: &Store, gid: &Id) -> Result<Resp, ApiError> {
+    let g = store.group(gid)?.ok_or(Error::NotFound(Entity::Group))?;
+    Ok(json(
+        StatusCode::OK,
+        &json!({ "groupId": gid.to_string(), "name": g.name, "type": g.kind.as_str() }),
+    ))
+}
+
 async fn create_container(
     app: &Arc<App>,
     subject: &Subject,
@@ -616,13 +623,7 @@ async fn container(
         _ => {
             require(app, subject, view.on(cid))?;
             Ok(match c {
-                Kind::Group => {
-                    let g = store.group(&cid)?.ok_or(Error::NotFound(Entity::Group))?;
-                    json(
-                        StatusCode::OK,
-                        &json!({ "groupId": cid.to_string(), "name": g.name, "type": g.kind.as_str() }),
-                    )
-                }
+                Kind::Group => group_info(&store, &cid)?,
                 Kind::Space => {
                     let s = store.space(&cid)?.ok_or(Error::NotFound(Entity::Space))?;
                     let supports: serde_json::Map<String, Value> = store
@@ -647,10 +648,7 @@ fn member_list<P: Privilege>(
     id: &str,
     m: Members,
     p: Page,
-) -> Result<Resp, ApiError>
-where
-    PrivSet<P>: DeserializeOwned,
-{
+) -> Result<Resp, ApiError> {
     let cid = parse_id(id)?;
     exists(app, k.container, &cid)?;
     require(app, subject, k.view.on(cid))?;
@@ -670,10 +668,7 @@ async fn member<P: Privilege + Send + Sync>(
     id: &str,
     mid: &str,
     method: Method,
-) -> Result<Resp, ApiError>
-where
-    PrivSet<P>: Serialize + DeserializeOwned + Send,
-{
+) -> Result<Resp, ApiError> {
     let cid = parse_id(id)?;
     let mid = parse_id(mid)?;
     exists(app, k.container, &cid)?;
@@ -710,13 +705,7 @@ where
             }
             match k.member {
                 Entity::User => user_info(&store, &mid),
-                _ => {
-                    let g = store.group(&mid)?.ok_or(Error::NotFound(Entity::Group))?;
-                    Ok(json(
-                        StatusCode::OK,
-                        &json!({ "groupId": mid.to_string(), "name": g.name, "type": g.kind.as_str() }),
-                    ))
-                }
+                _ => group_info(&store, &mid),
             }
         }
     }
@@ -730,10 +719,7 @@ async fn member_privileges<P: Privilege + Send + Sync>(
     mid: &str,
     method: Method,
     body: Incoming,
-) -> Result<Resp, ApiError>
-where
-    PrivSet<P>: Serialize + DeserializeOwned + Send,
-{
+) -> Result<Resp, ApiError> {
     let cid = parse_id(id)?;
     let mid = parse_id(mid)?;
     exists(app, k.container, &cid)?;
