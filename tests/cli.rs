@@ -312,12 +312,7 @@ fn bad_listen_value_exits_2_naming_the_key() {
 async fn export_after_a_demo_run_then_import_into_a_new_store_keeps_logins() {
     let tmp = tempdir();
     // A demo run creates the store.
-    let mut server = Server::spawn(
-        tmp.path(),
-        &["--demo", "--listen", "127.0.0.1:0", "--data", "d"],
-        &[],
-    );
-    server.wait_listening();
+    let mut server = Server::demo(tmp.path(), &[]);
     assert_eq!(server.terminate(EXIT_DEADLINE).await.code(), Some(0));
 
     // Export.

@@ -195,20 +195,7 @@ fn request_id_of(resp: &reqwest::Response) -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn json_logs_have_one_request_line_per_request_with_template_and_request_id() {
     let tmp = tempdir();
-    let mut server = Server::spawn(
-        tmp.path(),
-        &[
-            "--demo",
-            "--listen",
-            "127.0.0.1:0",
-            "--data",
-            "d",
-            "--log-format",
-            "json",
-        ],
-        &[],
-    );
-    server.wait_listening();
+    let mut server = Server::demo(tmp.path(), &["--log-format", "json"]);
     let c = client();
     let h1 = client_builder().http1_only().build().expect("client");
 
@@ -329,20 +316,7 @@ async fn json_logs_have_one_request_line_per_request_with_template_and_request_i
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn wrong_method_is_logged_and_counted_under_the_route_template() {
     let tmp = tempdir();
-    let mut server = Server::spawn(
-        tmp.path(),
-        &[
-            "--demo",
-            "--listen",
-            "127.0.0.1:0",
-            "--data",
-            "d",
-            "--log-format",
-            "json",
-        ],
-        &[],
-    );
-    server.wait_listening();
+    let mut server = Server::demo(tmp.path(), &["--log-format", "json"]);
     let c = client();
     let resp = c
         .get(server.url(&format!("/spaces/{DEMO_SPACE}/providers/token")))
@@ -388,12 +362,7 @@ async fn wrong_method_is_logged_and_counted_under_the_route_template() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn human_logs_have_one_line_per_request() {
     let tmp = tempdir();
-    let mut server = Server::spawn(
-        tmp.path(),
-        &["--demo", "--listen", "127.0.0.1:0", "--data", "d"],
-        &[],
-    );
-    server.wait_listening();
+    let mut server = Server::demo(tmp.path(), &[]);
     let c = client();
     let ids = ["human-1", "human-2", "human-3", "human-4"];
     let urls = [
@@ -732,12 +701,7 @@ async fn metrics_count_requests_latency_tokens_auth_failures_flushes_and_store_s
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn healthz_and_readyz_answer_200_while_running() {
     let tmp = tempdir();
-    let mut server = Server::spawn(
-        tmp.path(),
-        &["--demo", "--listen", "127.0.0.1:0", "--data", "d"],
-        &[],
-    );
-    server.wait_listening();
+    let mut server = Server::demo(tmp.path(), &[]);
     let c = client();
     let resp = c
         .get(format!("{}/healthz", server.base()))

@@ -174,6 +174,14 @@ impl Server {
         server
     }
 
+    /// `ozmint serve --demo --listen 127.0.0.1:0 --data d EXTRA...` in
+    /// `cwd`, listening.
+    pub fn demo(cwd: &Path, extra: &[&str]) -> Server {
+        let mut args = vec!["--demo", "--listen", "127.0.0.1:0", "--data", "d"];
+        args.extend_from_slice(extra);
+        Server::start(cwd, &args, &[])
+    }
+
     /// Reads stdout until the line `ozmint listening on https://ADDR` (or
     /// `http://`), [`START_DEADLINE`] at most; asserts that the address is a
     /// loopback one and returns it.
