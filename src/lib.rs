@@ -1,6 +1,7 @@
 //! ozmint: an embeddable, Onezone-compatible token authority.
 //!
 //! - [`model`]: ids, privileges, records.
+//! - [`engine`]: the storage seam (guarded commits, pages, snapshots) and its engines.
 //! - [`codec`]: the on-disk encoding of records (bincode 2 + version byte).
 //! - [`store`]: users, groups, spaces, providers, relations and tokens on a KV engine (sled).
 //! - [`token`]: the macaroon minter: mint, verify, attenuate, revoke, consume, rotate.
@@ -18,6 +19,7 @@ pub mod auth;
 pub mod client;
 pub mod codec;
 pub mod config;
+pub mod engine;
 pub mod error;
 #[doc(hidden)]
 pub mod fuzzing;

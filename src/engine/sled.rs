@@ -1,0 +1,648 @@
+//! The sled 0.34 engine: the default, on disk.
+//!
+//! - One flat keyspace in sled's default tree.
+//! - Commits: guards are checked and the writes applied as one sled batch
+//!   under the engine's commit lock, so a commit is atomic against every
+//!   other commit and every reader. The lock is this engine's way of making
+//!   "check guards, then write" one step (a replicated engine does the same
+//!   with a transaction); callers never depend on it for anything else.
+//! - Durability: [`Durability::Immediate`] commits wait for a flush; the
+//!   flushes of concurrent commits are shared (group commit): whoever finds no
+//!   flush running leads one, on tokio's blocking pool, for every commit
+//!   applied so far, and the others await it without holding a thread.
+//!   [`Durability::Eventual`] commits are flushed by sled in the background
+//!   (every `flush_every_ms`).
+//! - Snapshots: while one is open, each commit first records the old value of
+//!   every key it writes in the snapshot (a before-image); reads through the
+//!   snapshot prefer before-images over the live tree. No writer waits for a
+//!   reader.
+//! - Out of space: sled keeps failing every write once a write hit ENOSPC,
+//!   even after space is freed. The engine then answers writes with
+//!   [`EngineError::Full`] at once and keeps serving reads; once the
+//!   filesystem has room again it reopens the database by itself (sled
+//!   recovers everything flushed) and writes work again.
+
+use std::collections::BTreeMap;
+use std::ops::Bound;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Weak};
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use parking_lot::{Mutex, RwLock};
+use tokio::sync::watch;
+
+use super::{
+    prefix_end, scan_start, Commit, Durability, Engine, EngineError, EngineStats, Entry, Limits,
+    Page, Snapshot, Value, Write,
+};
+
+/// The limits of the sled engine.
+pub const LIMITS: Limits = Limits {
+    max_guards: 1024,
+    max_writes: 4096,
+    max_commit_bytes: 8 << 20,
+    max_batch_keys: 1024,
+    max_page: 1000,
+};
+
+/// Free space the filesystem must have again before a full store is reopened.
+pub const REOPEN_FREE_BYTES: u64 = 4 << 20;
+
+/// How often a full store checks whether it can reopen.
+const REOPEN_EVERY: Duration = Duration::from_secs(1);
+
+/// Options for opening a sled database.
+#[derive(Clone, Debug)]
+pub struct SledOptions {
+    /// Page cache size in bytes (sled's default of 1 GiB is far too much for a token server).
+    pub cache_bytes: u64,
+    /// Background flush interval in milliseconds, for [`Durability::Eventual`] commits.
+    pub flush_every_ms: u64,
+}
+
+impl Default for SledOptions {
+    fn default() -> Self {
+        SledOptions {
+            cache_bytes: 64 * 1024 * 1024,
+            flush_every_ms: 500,
+        }
+    }
+}
+
+/// The sled engine. Cheap to clone handles to (it is an `Arc` inside).
+#[derive(Clone)]
+pub struct SledEngine {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    /// Where the database lives; `None` for a temporary one (never reopened).
+    dir: Option<PathBuf>,
+    opts: SledOptions,
+    /// The open database; replaced when a full store is reopened (`None`
+    /// while a reopen failed: calls answer unavailable until one works).
+    db: RwLock<Option<Arc<::sled::Db>>>,
+    /// Makes "check guards, record before-images, apply" one step.
+    commit_lock: Mutex<()>,
+    /// Odd while a commit's batch is being applied (a sequence lock that
+    /// lets multi-key reads see whole commits without taking the lock).
+    seq: AtomicU64,
+    snapshots: Mutex<Vec<Weak<SnapState>>>,
+    group: GroupCommit,
+    /// Set while writes fail for lack of space.
+    full: Mutex<Option<Full>>,
+}
+
+struct Full {
+    why: String,
+    last_try: Instant,
+}
+
+fn io(e: ::sled::Error) -> EngineError {
+    match e {
+        ::sled::Error::Io(io) if is_full(&io) => EngineError::Full(io.to_string()),
+        ::sled::Error::Io(io) => EngineError::Io(io.to_string()),
+        ::sled::Error::Corruption { .. } => EngineError::Corrupt("sled reports corruption".into()),
+        other => EngineError::Io(other.to_string()),
+    }
+}
+
+fn is_full(e: &std::io::Error) -> bool {
+    e.kind() == std::io::ErrorKind::StorageFull
+        || e.raw_os_error() == Some(28)
+        || e.to_string().contains("No space left on device")
+}
+
+impl SledEngine {
+    /// Opens (or creates) the database in `dir`.
+    pub fn open(dir: &Path, opts: &SledOptions) -> Result<Self, EngineError> {
+        let db = Self::open_db(dir, opts)?;
+        Ok(Self::from_db(Some(dir.to_path_buf()), opts.clone(), db))
+    }
+
+    /// A throw-away database in a temporary directory (removed on drop).
+    pub fn temporary() -> Result<Self, EngineError> {
+        let db = ::sled::Config::new().temporary(true).open().map_err(io)?;
+        Ok(Self::from_db(None, SledOptions::default(), db))
+    }
+
+    fn open_db(dir: &Path, opts: &SledOptions) -> Result<::sled::Db, EngineError> {
+        ::sled::Config::new()
+            .path(dir)
+            .cache_capacity(opts.cache_bytes)
+            .flush_every_ms(Some(opts.flush_every_ms.max(1)))
+            .open()
+            .map_err(|e| match e {
+                ::sled::Error::Io(ref io)
+                    if io.kind() == std::io::ErrorKind::WouldBlock
+                        || io.to_string().contains("lock") =>
+                {
+                    EngineError::Unavailable(format!(
+                        "{} is in use by another process",
+                        dir.display()
+                    ))
+                }
+                e => io(e),
+            })
+    }
+
+    fn from_db(dir: Option<PathBuf>, opts: SledOptions, db: ::sled::Db) -> Self {
+        SledEngine {
+            inner: Arc::new(Inner {
+                dir,
+                opts,
+                db: RwLock::new(Some(Arc::new(db))),
+                commit_lock: Mutex::new(()),
+                seq: AtomicU64::new(0),
+                snapshots: Mutex::new(Vec::new()),
+                group: GroupCommit::default(),
+                full: Mutex::new(None),
+            }),
+        }
+    }
+
+    fn db(&self) -> Result<Arc<::sled::Db>, EngineError> {
+        self.inner.db.read().clone().ok_or_else(|| {
+            EngineError::Unavailable(
+                "the store is being reopened after running out of space".into(),
+            )
+        })
+    }
+
+    /// Names of sled trees other than the default one: the per-table trees of
+    /// stores written before the flat keyspace (schema 2 and older).
+    pub fn legacy_trees(&self) -> Result<Vec<String>, EngineError> {
+        Ok(self
+            .db()?
+            .tree_names()
+            .into_iter()
+            .filter(|n| n.as_ref() != b"__sled__default")
+            .map(|n| String::from_utf8_lossy(&n).into_owned())
+            .collect())
+    }
+
+    /// Up to `limit` entries of a legacy tree, after `after`.
+    pub fn legacy_page(
+        &self,
+        tree: &str,
+        after: Option<&[u8]>,
+        limit: usize,
+    ) -> Result<Vec<Entry>, EngineError> {
+        let t = self.db()?.open_tree(tree).map_err(io)?;
+        let start = match after {
+            Some(a) => Bound::Excluded(a.to_vec()),
+            None => Bound::Unbounded,
+        };
+        t.range::<Vec<u8>, _>((start, Bound::Unbounded))
+            .take(limit)
+            .map(|r| r.map(|(k, v)| (k.to_vec(), v.to_vec())).map_err(io))
+            .collect()
+    }
+
+    /// Removes a legacy tree (after its entries were migrated).
+    pub fn drop_legacy_tree(&self, tree: &str) -> Result<(), EngineError> {
+        self.db()?.drop_tree(tree).map_err(io)?;
+        Ok(())
+    }
+
+    /// Flushes everything written so far (shared with concurrent commits).
+    pub async fn flush(&self) -> Result<(), EngineError> {
+        let applied = self.inner.group.applied.load(Ordering::Acquire);
+        self.wait_durable(applied).await
+    }
+
+    fn mark_full(&self, why: &EngineError) {
+        if let EngineError::Full(text) = why {
+            let mut full = self.inner.full.lock();
+            if full.is_none() {
+                tracing::warn!(error = %text, "the store is out of space; writes fail until space is freed");
+                *full = Some(Full {
+                    why: text.clone(),
+                    last_try: Instant::now(),
+                });
+            }
+        }
+    }
+
+    /// While full: `Err(Full)`, unless the filesystem has room again and the
+    /// database could be reopened (checked at most once a second).
+    async fn check_full(&self) -> Result<(), EngineError> {
+        let why = {
+            let mut full = self.inner.full.lock();
+            let Some(f) = full.as_mut() else {
+                return Ok(());
+            };
+            if f.last_try.elapsed() < REOPEN_EVERY {
+                return Err(EngineError::Full(f.why.clone()));
+            }
+            f.last_try = Instant::now();
+            f.why.clone()
+        };
+        let this = self.clone();
+        let reopened = tokio::task::spawn_blocking(move || this.try_reopen())
+            .await
+            .map_err(|e| EngineError::Io(format!("reopen task failed: {e}")))?;
+        match reopened {
+            Ok(true) => {
+                *self.inner.full.lock() = None;
+                tracing::info!("the store has space again and was reopened; writes work again");
+                Ok(())
+            }
+            Ok(false) => Err(EngineError::Full(why)),
+            Err(e) => {
+                tracing::warn!(error = %e, "reopening the full store failed; retrying");
+                Err(EngineError::Full(why))
+            }
+        }
+    }
+
+    /// Reopens the database if its filesystem has room again. Runs with the
+    /// commit lock held, so no commit sees a half-swapped engine.
+    fn try_reopen(&self) -> Result<bool, EngineError> {
+        let Some(dir) = &self.inner.dir else {
+            return Ok(false);
+        };
+        if free_bytes(dir).is_some_and(|free| free < REOPEN_FREE_BYTES) {
+            return Ok(false);
+        }
+        let _commits = self.inner.commit_lock.lock();
+        let mut slot = self.inner.db.write();
+        if let Some(db) = slot.as_ref() {
+            // Readers hold clones only for the length of one call; wait for them.
+            let deadline = Instant::now() + Duration::from_secs(2);
+            while Arc::strong_count(db) > 1 {
+                if Instant::now() > deadline {
+                    return Ok(false);
+                }
+                std::thread::sleep(Duration::from_millis(5));
+            }
+        }
+        // Close the poisoned database (releasing its file lock), then open it
+        // again: sled recovers everything that was flushed. Until that works
+        // every call answers unavailable (never an empty store).
+        *slot = None;
+        let db = Self::open_db(dir, &self.inner.opts)?;
+        *slot = Some(Arc::new(db));
+        Ok(true)
+    }
+
+    /// Waits until every commit counted up to `applied` is durable.
+    async fn wait_durable(&self, applied: u64) -> Result<(), EngineError> {
+        let group = &self.inner.group;
+        loop {
+            // Subscribed before looking, so a flush ending in between is seen.
+            let mut finished = group.finished.subscribe();
+            let turn = {
+                let mut st = group.state.lock();
+                if st.durable >= applied {
+                    return Ok(());
+                }
+                if st.flushing {
+                    None
+                } else {
+                    st.flushing = true;
+                    Some(group.applied.load(Ordering::Acquire))
+                }
+            };
+            match turn {
+                None => {
+                    // The sender lives as long as the engine, which we hold.
+                    let _ = finished.changed().await;
+                }
+                Some(target) => {
+                    // The flush runs to its end even if this task is dropped,
+                    // so the leadership is always handed back.
+                    let this = self.clone();
+                    let res = tokio::task::spawn_blocking(move || this.lead_flush(target))
+                        .await
+                        .map_err(|e| EngineError::Io(format!("flush task failed: {e}")))?;
+                    if let Err(e) = res {
+                        self.mark_full(&e);
+                        return Err(e);
+                    }
+                }
+            }
+        }
+    }
+
+    fn lead_flush(&self, target: u64) -> Result<(), EngineError> {
+        let res = self.db().and_then(|db| db.flush().map(|_| ()).map_err(io));
+        let group = &self.inner.group;
+        {
+            let mut st = group.state.lock();
+            st.flushing = false;
+            if res.is_ok() {
+                st.durable = st.durable.max(target);
+            }
+        }
+        group.finished.send_modify(|n| *n += 1);
+        res
+    }
+
+    fn apply(&self, commit: &Commit) -> Result<(), EngineError> {
+        let _lock = self.inner.commit_lock.lock();
+        let db = self.db()?;
+        for g in &commit.guards {
+            let now = db.get(&g.key).map_err(io)?;
+            if now.as_deref() != g.expect.as_deref() {
+                return Err(EngineError::Conflict);
+            }
+        }
+        self.record_before_images(&db, &commit.writes)?;
+        let mut batch = ::sled::Batch::default();
+        for w in &commit.writes {
+            match w {
+                Write::Put(k, v) => batch.insert(k.as_slice(), v.as_slice()),
+                Write::Delete(k) => batch.remove(k.as_slice()),
+            }
+        }
+        self.inner.seq.fetch_add(1, Ordering::SeqCst);
+        let applied = db.apply_batch(batch).map_err(io);
+        self.inner.seq.fetch_add(1, Ordering::SeqCst);
+        applied?;
+        self.inner.group.applied.fetch_add(1, Ordering::AcqRel);
+        Ok(())
+    }
+
+    /// Runs a multi-key read so that it sees every commit whole: retried
+    /// while commits land in between, then under the commit lock.
+    fn consistent<T>(&self, read: impl Fn() -> Result<T, EngineError>) -> Result<T, EngineError> {
+        let seq = &self.inner.seq;
+        for _ in 0..16 {
+            let start = seq.load(Ordering::SeqCst);
+            if start % 2 == 0 {
+                let out = read()?;
+                if seq.load(Ordering::SeqCst) == start {
+                    return Ok(out);
+                }
+            }
+            std::thread::yield_now();
+        }
+        let _lock = self.inner.commit_lock.lock();
+        read()
+    }
+
+    /// Gives every open snapshot the old value of each key about to be written.
+    fn record_before_images(&self, db: &::sled::Db, writes: &[Write]) -> Result<(), EngineError> {
+        let mut snaps = self.inner.snapshots.lock();
+        snaps.retain(|s| s.strong_count() > 0);
+        let live: Vec<Arc<SnapState>> = snaps.iter().filter_map(Weak::upgrade).collect();
+        drop(snaps);
+        if live.is_empty() {
+            return Ok(());
+        }
+        for w in writes {
+            let old = db.get(w.key()).map_err(io)?.map(|v| v.to_vec());
+            for s in &live {
+                s.before
+                    .lock()
+                    .entry(w.key().to_vec())
+                    .or_insert_with(|| old.clone());
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Free bytes for unprivileged users on the filesystem holding `dir`.
+fn free_bytes(dir: &Path) -> Option<u64> {
+    let st = rustix::fs::statvfs(dir).ok()?;
+    Some(st.f_bavail.saturating_mul(st.f_frsize))
+}
+
+fn read_many(db: &::sled::Db, keys: &[&[u8]]) -> Result<Vec<Option<Value>>, EngineError> {
+    if keys.len() > LIMITS.max_batch_keys {
+        return Err(EngineError::TooLarge {
+            what: "keys in one read",
+            limit: LIMITS.max_batch_keys,
+        });
+    }
+    keys.iter()
+        .map(|k| db.get(k).map(|v| v.map(|v| v.to_vec())).map_err(io))
+        .collect()
+}
+
+fn upper(prefix: &[u8]) -> Bound<Vec<u8>> {
+    match prefix_end(prefix) {
+        Some(end) => Bound::Excluded(end),
+        None => Bound::Unbounded,
+    }
+}
+
+/// Up to `n` live entries in `(start, end)`.
+fn live_range(
+    db: &::sled::Db,
+    start: Bound<Vec<u8>>,
+    end: Bound<Vec<u8>>,
+    n: usize,
+) -> Result<Vec<Entry>, EngineError> {
+    db.range::<Vec<u8>, _>((start, end))
+        .take(n)
+        .map(|r| r.map(|(k, v)| (k.to_vec(), v.to_vec())).map_err(io))
+        .collect()
+}
+
+#[async_trait]
+impl Engine for SledEngine {
+    fn name(&self) -> &'static str {
+        "sled"
+    }
+
+    fn limits(&self) -> Limits {
+        LIMITS
+    }
+
+    async fn get_many(&self, keys: &[&[u8]]) -> Result<Vec<Option<Value>>, EngineError> {
+        let db = self.db()?;
+        if keys.len() < 2 {
+            return read_many(&db, keys);
+        }
+        self.consistent(|| read_many(&db, keys))
+    }
+
+    async fn scan(
+        &self,
+        prefix: &[u8],
+        after: Option<&[u8]>,
+        limit: usize,
+    ) -> Result<Page, EngineError> {
+        let limit = limit.clamp(1, LIMITS.max_page);
+        let db = self.db()?;
+        let mut entries = self
+            .consistent(|| live_range(&db, scan_start(prefix, after), upper(prefix), limit + 1))?;
+        let more = entries.len() > limit;
+        entries.truncate(limit);
+        Ok(Page { entries, more })
+    }
+
+    async fn snapshot(&self) -> Result<Box<dyn Snapshot>, EngineError> {
+        let state = Arc::new(SnapState::default());
+        // Under the commit lock: no commit is between its before-images and its batch.
+        let _lock = self.inner.commit_lock.lock();
+        self.inner.snapshots.lock().push(Arc::downgrade(&state));
+        Ok(Box::new(SledSnapshot {
+            engine: self.clone(),
+            state,
+        }))
+    }
+
+    async fn commit(&self, commit: Commit) -> Result<(), EngineError> {
+        commit.check(&LIMITS)?;
+        if !commit.writes.is_empty() {
+            self.check_full().await?;
+            if let Err(e) = self.apply(&commit) {
+                self.mark_full(&e);
+                return Err(e);
+            }
+        }
+        match commit.durability {
+            Durability::Immediate => {
+                let applied = self.inner.group.applied.load(Ordering::Acquire);
+                self.wait_durable(applied).await
+            }
+            Durability::Eventual => Ok(()),
+        }
+    }
+
+    async fn health(&self) -> Result<(), EngineError> {
+        self.check_full().await
+    }
+
+    fn stats(&self) -> EngineStats {
+        EngineStats {
+            bytes_on_disk: self.db().map_or(0, |db| db.size_on_disk().unwrap_or(0)),
+        }
+    }
+}
+
+/// Shares flushes between concurrent commits.
+#[derive(Default)]
+struct GroupCommit {
+    /// Commits applied so far (each waits for a flush covering its count).
+    applied: AtomicU64,
+    state: Mutex<FlushState>,
+    /// Counts finished flushes; waiters watch it.
+    finished: watch::Sender<u64>,
+}
+
+#[derive(Default)]
+struct FlushState {
+    /// Every commit counted up to this is durable.
+    durable: u64,
+    /// A leader is flushing right now.
+    flushing: bool,
+}
+
+/// The before-images of one open snapshot: the value each key had when the
+/// snapshot was taken, for every key written since (`None`: it was absent).
+#[derive(Default)]
+struct SnapState {
+    before: Mutex<BTreeMap<Vec<u8>, Option<Vec<u8>>>>,
+}
+
+struct SledSnapshot {
+    engine: SledEngine,
+    state: Arc<SnapState>,
+}
+
+#[async_trait]
+impl Snapshot for SledSnapshot {
+    async fn get_many(&self, keys: &[&[u8]]) -> Result<Vec<Option<Value>>, EngineError> {
+        // Live first, then the before-images: a commit records its
+        // before-images before it writes, so a value read live that a commit
+        // has already replaced always has its before-image by now.
+        let live = read_many(&*self.engine.db()?, keys)?;
+        let before = self.state.before.lock();
+        Ok(keys
+            .iter()
+            .zip(live)
+            .map(|(k, v)| match before.get(*k) {
+                Some(old) => old.clone(),
+                None => v,
+            })
+            .collect())
+    }
+
+    async fn scan(
+        &self,
+        prefix: &[u8],
+        after: Option<&[u8]>,
+        limit: usize,
+    ) -> Result<Page, EngineError> {
+        let limit = limit.clamp(1, LIMITS.max_page);
+        let db = self.engine.db()?;
+        let end = upper(prefix);
+        let mut cursor = scan_start(prefix, after);
+        let mut entries: Vec<(Vec<u8>, Vec<u8>)> = Vec::new();
+        loop {
+            let want = limit + 1 - entries.len();
+            let live = live_range(&db, cursor.clone(), end.clone(), want)?;
+            let exhausted = live.len() < want;
+            // The part of the keyspace this round covers: up to the last live
+            // key read, or to the end when the live tree has no more.
+            let covered = match (exhausted, live.last()) {
+                (false, Some((k, _))) => Bound::Included(k.clone()),
+                _ => end.clone(),
+            };
+            let before: Vec<(Vec<u8>, Option<Vec<u8>>)> = self
+                .state
+                .before
+                .lock()
+                .range((cursor.clone(), covered))
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect();
+            let last_live = live.last().map(|(k, _)| k.clone());
+            merge(live, before, &mut entries);
+            if entries.len() > limit {
+                entries.truncate(limit);
+                return Ok(Page {
+                    entries,
+                    more: true,
+                });
+            }
+            match (exhausted, last_live) {
+                (false, Some(k)) => cursor = Bound::Excluded(k),
+                _ => {
+                    return Ok(Page {
+                        entries,
+                        more: false,
+                    })
+                }
+            }
+        }
+    }
+}
+
+/// Merges live entries with before-images (which win) in key order.
+fn merge(
+    live: Vec<(Vec<u8>, Vec<u8>)>,
+    before: Vec<(Vec<u8>, Option<Vec<u8>>)>,
+    out: &mut Vec<(Vec<u8>, Vec<u8>)>,
+) {
+    let mut live = live.into_iter().peekable();
+    let mut before = before.into_iter().peekable();
+    loop {
+        let take_before = match (live.peek(), before.peek()) {
+            (None, None) => return,
+            (Some(_), None) => false,
+            (None, Some(_)) => true,
+            (Some((lk, _)), Some((bk, _))) => {
+                if bk == lk {
+                    live.next();
+                    true
+                } else {
+                    bk < lk
+                }
+            }
+        };
+        if take_before {
+            if let Some((k, Some(v))) = before.next() {
+                out.push((k, v));
+            }
+        } else if let Some(e) = live.next() {
+            out.push(e);
+        }
+    }
+}
