@@ -16,7 +16,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use crate::store::Durability;
+use crate::store::DurabilityMode;
 use crate::token::Lifetimes;
 
 /// Environment variables with the `OZMINT_` prefix that are not settings.
@@ -44,7 +44,7 @@ pub struct Config {
     /// Load the built-in demo data set into an empty store; listen on loopback only.
     pub demo: bool,
     /// When writes reach the disk: `durable` (default) or `relaxed`.
-    pub durability: Durability,
+    pub durability: DurabilityMode,
     /// TLS settings.
     pub tls: TlsConfig,
     /// Token lifetimes in seconds.
@@ -66,7 +66,7 @@ impl Default for Config {
             data_dir: PathBuf::from("ozmint-data"),
             zone_name: "onezone".into(),
             demo: false,
-            durability: Durability::Durable,
+            durability: DurabilityMode::Durable,
             tls: TlsConfig::default(),
             tokens: Lifetimes::default(),
             cache: CacheConfig::default(),
@@ -416,7 +416,7 @@ mod tests {
         .unwrap();
         assert_eq!(c.zone_name, "flag");
         assert_eq!(c.limits.max_body_bytes, 2000);
-        assert_eq!(c.durability, Durability::Relaxed);
+        assert_eq!(c.durability, DurabilityMode::Relaxed);
         assert_eq!(c.limits.max_headers, LimitsConfig::default().max_headers);
     }
 

@@ -3,7 +3,7 @@
 use std::fmt;
 
 use crate::codec::CodecError;
-use crate::store::EngineError;
+use crate::engine::EngineError;
 use crate::token::TokenError;
 
 /// What kind of thing was not found or conflicted.
@@ -65,6 +65,44 @@ pub enum Error {
     Token(TokenError),
     /// The current root key cannot be retired (rotate first).
     CurrentKey,
+    /// The caller may not do this; the text says why, for the caller.
+    Forbidden(Forbidden),
+    /// A transaction kept meeting concurrent changes and gave up; retry later.
+    Contended,
+}
+
+/// Why a caller may not do something.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Forbidden {
+    /// The caller lacks a privilege.
+    Privileges,
+    /// Only users may do this.
+    UsersOnly,
+    /// Only providers may do this.
+    ProvidersOnly,
+    /// A token its holder attenuated cannot mint or list unrestricted credentials.
+    Attenuated,
+    /// The old password given is wrong.
+    WrongPassword,
+}
+
+impl fmt::Display for Forbidden {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Forbidden::Privileges => {
+                "You are not authorized to perform this operation (insufficient privileges?)."
+            }
+            Forbidden::UsersOnly => "This operation is for users only.",
+            Forbidden::ProvidersOnly => {
+                "This operation is for providers only: authenticate with the provider's token."
+            }
+            Forbidden::Attenuated => {
+                "An attenuated token cannot create or list access tokens; use a password or an unattenuated token."
+            }
+            Forbidden::WrongPassword => "The old password is wrong.",
+        })
+    }
 }
 
 impl fmt::Display for Error {
@@ -78,6 +116,8 @@ impl fmt::Display for Error {
             Error::Invalid(why) => write!(f, "invalid input: {why}"),
             Error::Token(e) => write!(f, "{e}"),
             Error::CurrentKey => write!(f, "the current root key cannot be retired"),
+            Error::Forbidden(why) => write!(f, "forbidden: {why}"),
+            Error::Contended => write!(f, "the store is busy with concurrent changes; retry"),
         }
     }
 }

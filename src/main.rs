@@ -10,6 +10,7 @@ mod admin_cli;
 
 use ozmint::config::{Config, LogFormat};
 use ozmint::serve::{self, Bootstrap};
+use ozmint::store::ImportMode;
 
 /// Exit codes: 0 success, 1 runtime failure, 2 usage or configuration error.
 const EXIT_RUNTIME: u8 = 1;
@@ -66,9 +67,6 @@ enum Command {
     #[command(subcommand)]
     Keys(OfflineKeys),
 }
-
-/// An offline root-key operation; returns what to tell the operator.
-type KeyOp = Box<dyn FnOnce(&ozmint::token::KeyRing) -> ozmint::Result<String>>;
 
 #[derive(Subcommand)]
 enum OfflineKeys {
@@ -170,11 +168,12 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::Serve(args) => serve_cmd(args),
-        Command::Import { file, store } => offline(&store, |config, st| {
+        Command::Import { file, store } => offline(&store, |config, st| async move {
             let text = std::fs::read_to_string(&file)
                 .map_err(|e| format!("cannot read {}: {e}", file.display()))?;
             let set = ozmint::store::Dataset::from_json(&text).map_err(|e| e.to_string())?;
-            st.import(&set, ozmint::auth::hash_password)
+            st.import(&set, ozmint::ops::auth::hash_password, ImportMode::Strict)
+                .await
                 .map_err(|e| e.to_string())?;
             eprintln!(
                 "imported {} into {}",
@@ -183,16 +182,16 @@ fn main() -> ExitCode {
             );
             Ok(())
         }),
-        Command::Export { store } => offline(&store, |_, st| {
-            let set = st.export().map_err(|e| e.to_string())?;
+        Command::Export { store } => offline(&store, |_, st| async move {
+            let set = st.export().await.map_err(|e| e.to_string())?;
             out(&set.to_json());
             Ok(())
         }),
         Command::Admin { conn, cmd } => client(admin_cli::run(conn, cmd)),
         Command::Backup { conn } => client(admin_cli::run(conn, admin_cli::Admin::Backup)),
         Command::Restore { backup, store } => restore(&backup, &store),
-        Command::Check { store } => offline(&store, |_, st| {
-            let problems = st.check().map_err(|e| e.to_string())?;
+        Command::Check { store } => offline(&store, |_, st| async move {
+            let problems = st.check().await.map_err(|e| e.to_string())?;
             for p in &problems {
                 out(p);
             }
@@ -204,31 +203,39 @@ fn main() -> ExitCode {
             }
         }),
         Command::Keys(k) => {
-            let (store, op): (&StoreArgs, KeyOp) = match &k {
-                OfflineKeys::List { store } => (store, Box::new(|_| Ok(String::new()))),
-                OfflineKeys::Rotate { store } => (
-                    store,
-                    Box::new(|r| r.rotate().map(|id| format!("rotated: key {id} is current"))),
-                ),
-                OfflineKeys::Retire { id, store } => {
-                    let id = *id;
-                    (
-                        store,
-                        Box::new(move |r| r.retire(id).map(|_| format!("retired key {id}"))),
-                    )
-                }
+            let (store, op) = match k {
+                OfflineKeys::List { store } => (store, KeyOp::List),
+                OfflineKeys::Rotate { store } => (store, KeyOp::Rotate),
+                OfflineKeys::Retire { id, store } => (store, KeyOp::Retire(id)),
             };
-            offline(store, |_, st| {
-                let ring = ozmint::token::KeyRing::load(st.clone()).map_err(|e| e.to_string())?;
-                let msg = op(&ring).map_err(|e| e.to_string())?;
+            offline(&store, |_, st| async move {
+                let msg = match op {
+                    KeyOp::List => String::new(),
+                    KeyOp::Rotate => {
+                        let id = st.rotate_key().await.map_err(|e| e.to_string())?;
+                        format!("rotated: key {id} is current")
+                    }
+                    KeyOp::Retire(id) => {
+                        st.retire_key(id).await.map_err(|e| e.to_string())?;
+                        format!("retired key {id}")
+                    }
+                };
                 if !msg.is_empty() {
                     eprintln!("{msg}");
                 }
-                out(&serde_json::to_string_pretty(&ring.list()).unwrap_or_default());
+                let keys = st.root_keys().await.map_err(|e| e.to_string())?;
+                out(&serde_json::to_string_pretty(&keys.list()).unwrap_or_default());
                 Ok(())
             })
         }
     }
+}
+
+/// An offline root-key operation.
+enum KeyOp {
+    List,
+    Rotate,
+    Retire(u32),
 }
 
 /// Prints a line on stdout; a closed pipe (`ozmint export | head`) is not an error.
@@ -238,7 +245,8 @@ pub fn out(text: &str) {
     let _ = writeln!(stdout, "{text}").and_then(|_| stdout.flush());
 }
 
-/// Runs an async client command on a small runtime.
+/// Runs an async command to its end on a small runtime: the thin blocking
+/// wrapper of the offline tools over the async library.
 fn client(fut: impl std::future::Future<Output = Result<(), String>>) -> ExitCode {
     let rt = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -265,28 +273,24 @@ fn restore(backup: &std::path::Path, store: &StoreArgs) -> ExitCode {
         Err(code) => return code,
     };
     let target = config.data_dir.join("store");
-    let result = (|| {
+    client(async move {
         if target.exists() {
             return Err(format!(
                 "{} already holds a store; restore into a new data directory",
                 config.data_dir.display()
             ));
         }
-        let src = ozmint::Store::open(
-            backup,
-            &ozmint::store::SledOptions::default(),
-            ozmint::Durability::Durable,
-        )
-        .map_err(|e| format!("cannot open backup {}: {e}", backup.display()))?;
+        let opts = ozmint::engine::sled::SledOptions::default();
+        let src = ozmint::Store::open_sled(backup, &opts, ozmint::DurabilityMode::Durable)
+            .await
+            .map_err(|e| format!("cannot open backup {}: {e}", backup.display()))?;
         serve::create_private_dir(&config.data_dir).map_err(|e| e.to_string())?;
-        src.backup_to(&target).map_err(|e| e.to_string())?;
-        let problems = ozmint::Store::open(
-            &target,
-            &ozmint::store::SledOptions::default(),
-            ozmint::Durability::Durable,
-        )
-        .and_then(|s| s.check())
-        .map_err(|e| e.to_string())?;
+        src.backup_to(&target).await.map_err(|e| e.to_string())?;
+        drop(src);
+        let restored = ozmint::Store::open_sled(&target, &opts, ozmint::DurabilityMode::Durable)
+            .await
+            .map_err(|e| e.to_string())?;
+        let problems = restored.check().await.map_err(|e| e.to_string())?;
         if !problems.is_empty() {
             return Err(format!(
                 "restored store has {} problem(s): {}",
@@ -300,38 +304,26 @@ fn restore(backup: &std::path::Path, store: &StoreArgs) -> ExitCode {
             config.data_dir.display()
         );
         Ok(())
-    })();
-    match result {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("ozmint: {e}");
-            ExitCode::from(EXIT_RUNTIME)
-        }
-    }
+    })
 }
 
-fn offline(
-    store: &StoreArgs,
-    f: impl FnOnce(&Config, &std::sync::Arc<ozmint::Store>) -> Result<(), String>,
-) -> ExitCode {
+/// Runs `f` on the store of a stopped server, then makes it durable.
+fn offline<F, Fut>(store: &StoreArgs, f: F) -> ExitCode
+where
+    F: FnOnce(Config, std::sync::Arc<ozmint::Store>) -> Fut,
+    Fut: std::future::Future<Output = Result<(), String>>,
+{
     let config = match load(store, Vec::new()) {
         Ok(c) => c,
         Err(code) => return code,
     };
-    let st = match serve::open_store(&config) {
-        Ok(s) => s,
-        Err(e) => {
-            eprintln!("ozmint: {e}");
-            return ExitCode::from(EXIT_RUNTIME);
-        }
-    };
-    match f(&config, &st).and_then(|_| st.flush().map_err(|e| e.to_string())) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("ozmint: {e}");
-            ExitCode::from(EXIT_RUNTIME)
-        }
-    }
+    client(async move {
+        let st = serve::open_store(&config)
+            .await
+            .map_err(|e| e.to_string())?;
+        f(config, st.clone()).await?;
+        st.sync().await.map_err(|e| e.to_string())
+    })
 }
 
 fn serve_cmd(args: ServeArgs) -> ExitCode {
@@ -389,16 +381,13 @@ fn serve_cmd(args: ServeArgs) -> ExitCode {
 }
 
 async fn run(config: Config) -> Result<(), String> {
-    let store = serve::open_store(&config).map_err(|e| e.to_string())?;
+    let store = serve::open_store(&config)
+        .await
+        .map_err(|e| e.to_string())?;
     let admin_password = std::env::var("OZMINT_ADMIN_PASSWORD").ok();
-    let boot = {
-        let store = store.clone();
-        let demo = config.demo;
-        tokio::task::spawn_blocking(move || serve::bootstrap(&store, demo, admin_password))
-            .await
-            .map_err(|e| e.to_string())?
-            .map_err(|e| e.to_string())?
-    };
+    let boot = serve::bootstrap(&store, config.demo, admin_password)
+        .await
+        .map_err(|e| e.to_string())?;
     match boot {
         Bootstrap::Admin(Some(password)) => {
             // Printed once, to the terminal only: never logged.

@@ -63,7 +63,7 @@ pub struct Metrics {
     pub revoked: Counter,
     /// Authentication failures by reason.
     pub auth_failures: Family<ReasonLabels, Counter>,
-    /// Store flush latency.
+    /// Durable commit latency.
     pub flush: Histogram,
     store_bytes: Gauge<u64, AtomicU64>,
 }
@@ -112,7 +112,7 @@ impl Metrics {
         );
         registry.register(
             "store_flush_duration_seconds",
-            "Duration of store flushes (group commits)",
+            "Duration of durable store commits (write and flush; concurrent commits share flushes)",
             flush.clone(),
         );
         registry.register(
@@ -174,7 +174,7 @@ impl Metrics {
 
     /// The metrics as OpenMetrics text, with store gauges read now.
     pub fn render(&self, store: &Store) -> String {
-        self.store_bytes.set(store.size_on_disk());
+        self.store_bytes.set(store.stats().bytes_on_disk);
         let mut out = String::new();
         // Writing into a String cannot fail.
         let _ = encode(&mut out, &self.registry);

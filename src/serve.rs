@@ -13,13 +13,14 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-use crate::auth::{hash_password, AuthConfig, Authenticator};
 use crate::config::Config;
+use crate::engine::sled::SledOptions;
 use crate::http::{self, App};
 use crate::metrics::Metrics;
 use crate::model::ZonePrivileges;
-use crate::store::{Dataset, SledOptions, Store};
-use crate::token::{Minter, MinterConfig};
+use crate::ops::auth::hash_password;
+use crate::ops::{AuthConfig, Zone, ZoneConfig};
+use crate::store::{Dataset, ImportMode, Store};
 
 /// The demo data set compiled into the binary (`data/demo.json`).
 pub const DEMO_DATASET: &str = include_str!("../data/demo.json");
@@ -61,7 +62,7 @@ pub fn create_private_dir(dir: &Path) -> std::io::Result<()> {
 }
 
 /// Opens the store of `config.data_dir` (creating it owner-only).
-pub fn open_store(config: &Config) -> Result<Arc<Store>, StartError> {
+pub async fn open_store(config: &Config) -> Result<Arc<Store>, StartError> {
     create_private_dir(&config.data_dir).map_err(|e| {
         StartError(format!(
             "cannot create data directory {}: {e}",
@@ -70,9 +71,10 @@ pub fn open_store(config: &Config) -> Result<Arc<Store>, StartError> {
     })?;
     let opts = SledOptions {
         cache_bytes: config.cache.store_bytes,
-        flush_every_ms: Some(500),
+        flush_every_ms: 500,
     };
-    Store::open(&config.data_dir.join("store"), &opts, config.durability)
+    Store::open_sled(&config.data_dir.join("store"), &opts, config.durability)
+        .await
         .map(Arc::new)
         .map_err(|e| {
             StartError(format!(
@@ -94,23 +96,33 @@ pub enum Bootstrap {
 }
 
 /// Fills a store that has no users: the demo data set, or the first admin
-/// with `admin_password` (generated when `None`).
-pub fn bootstrap(
+/// with `admin_password` (generated when `None`). Several front ends doing
+/// this at once on one empty store end with one copy: the demo load merges
+/// (what exists stays), and only one of them creates the admin.
+pub async fn bootstrap(
     store: &Store,
     demo: bool,
     admin_password: Option<String>,
 ) -> Result<Bootstrap, StartError> {
     if !store
         .users(None, 1)
+        .await
         .map_err(fail("reading users"))?
+        .0
         .is_empty()
     {
         return Ok(Bootstrap::Existing);
     }
     if demo {
         let set = Dataset::from_json(DEMO_DATASET).map_err(fail("demo data set"))?;
+        // Hashing the demo passwords takes a moment of argon2 each: off the runtime.
+        let hashed = tokio::task::spawn_blocking(move || set.with_hashed_passwords(hash_password))
+            .await
+            .map_err(|e| StartError(format!("hashing demo passwords: {e}")))?
+            .map_err(fail("demo data set"))?;
         store
-            .import(&set, hash_password)
+            .import(&hashed, |_| unreachable_hash(), ImportMode::Merge)
+            .await
             .map_err(fail("loading the demo data set"))?;
         return Ok(Bootstrap::Demo);
     }
@@ -121,11 +133,25 @@ pub fn bootstrap(
             (Alphanumeric.sample_string(&mut rand::rngs::OsRng, 24), true)
         }
     };
-    let hash = hash_password(&password).map_err(fail("hashing the admin password"))?;
-    store
+    let pw = password.clone();
+    let hash = tokio::task::spawn_blocking(move || hash_password(&pw))
+        .await
+        .map_err(|e| StartError(format!("hashing the admin password: {e}")))?
+        .map_err(fail("hashing the admin password"))?;
+    match store
         .create_user(ADMIN_USER, hash, ZonePrivileges::all())
-        .map_err(fail("creating the admin user"))?;
-    Ok(Bootstrap::Admin(generated.then_some(password)))
+        .await
+    {
+        Ok(_) => Ok(Bootstrap::Admin(generated.then_some(password))),
+        // Another front end created it first.
+        Err(crate::Error::AlreadyExists(_)) => Ok(Bootstrap::Existing),
+        Err(e) => Err(fail("creating the admin user")(e)),
+    }
+}
+
+/// Passwords of a data set with hashes only are never hashed again.
+fn unreachable_hash() -> crate::Result<String> {
+    Err(crate::Error::Invalid("unexpected plain password".into()))
 }
 
 /// A running server.
@@ -152,10 +178,11 @@ impl Running {
             .task
             .await
             .map_err(|e| std::io::Error::other(e.to_string()))?;
-        let store = self.app.store.clone();
-        tokio::task::spawn_blocking(move || store.flush())
+        self.app
+            .zone
+            .store()
+            .sync()
             .await
-            .map_err(|e| std::io::Error::other(e.to_string()))?
             .map_err(|e| std::io::Error::other(e.to_string()))?;
         res
     }
@@ -168,35 +195,29 @@ pub async fn start(
     store: Arc<Store>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<Running, StartError> {
-    let minter = Arc::new(
-        Minter::new(
-            store.clone(),
-            MinterConfig {
-                location: config.zone_name.clone(),
-                lifetimes: config.tokens.clone(),
+    let zone = Zone::new(
+        store.clone(),
+        ZoneConfig {
+            location: config.zone_name.clone(),
+            lifetimes: config.tokens.clone(),
+            auth: AuthConfig {
+                cache_ttl: Duration::from_secs(config.cache.credentials_ttl_secs),
+                cache_entries: config.cache.credentials_entries,
+                max_failures: config.limits.login_failures,
+                window: Duration::from_secs(config.limits.login_window_secs),
+                ..AuthConfig::default()
             },
-        )
-        .map_err(fail("loading root keys"))?,
-    );
-    let auth = Arc::new(Authenticator::new(
-        minter.clone(),
-        &AuthConfig {
-            cache_ttl: Duration::from_secs(config.cache.credentials_ttl_secs),
-            cache_entries: config.cache.credentials_entries,
-            max_failures: config.limits.login_failures,
-            window: Duration::from_secs(config.limits.login_window_secs),
-            ..AuthConfig::default()
         },
-    ));
+    )
+    .await
+    .map_err(fail("loading root keys"))?;
     let metrics = Arc::new(Metrics::new());
     {
         let m = metrics.clone();
-        store.observe_flushes(Box::new(move |d| m.flush.observe(d.as_secs_f64())));
+        store.observe_commits(Box::new(move |d| m.flush.observe(d.as_secs_f64())));
     }
     let app = Arc::new(App {
-        store,
-        minter,
-        auth,
+        zone: Arc::new(zone),
         max_body: config.limits.max_body_bytes,
         max_json_depth: config.limits.max_json_depth,
         metrics,
@@ -254,7 +275,7 @@ pub async fn start(
             let _ = rx.wait_for(|v| *v).await;
         }
     };
-    tokio::spawn(purge_expired(app.store.clone(), stop_signal(&tx)));
+    tokio::spawn(purge_expired(store, stop_signal(&tx)));
     // The separate metrics listener outlives the API listener's drain, so
     // that probes see `/readyz` answer 503 while in-flight requests finish.
     let (drained_tx, drained_rx) = watch::channel(false);
@@ -267,7 +288,7 @@ pub async fn start(
             config.limits.server_limits(),
             move |req, _conn| {
                 let app = app.clone();
-                async move { http::metrics_only(&app, &req) }
+                async move { http::metrics_only(&app, &req).await }
             },
             async move {
                 let _ = drained.wait_for(|v| *v).await;
@@ -299,34 +320,33 @@ pub async fn start(
 /// How often expired token records are purged.
 pub const PURGE_INTERVAL: Duration = Duration::from_secs(60);
 
-/// Deletes expired token records in small batches on the blocking pool, so
-/// requests never wait behind a large purge.
+/// Deletes expired token records in small guarded commits, so requests
+/// never wait behind a large purge.
 async fn purge_expired(store: Arc<Store>, stop: impl Future<Output = ()>) {
+    const CHUNK: usize = 100;
     tokio::pin!(stop);
     loop {
         tokio::select! {
             _ = &mut stop => return,
             _ = tokio::time::sleep(PURGE_INTERVAL) => {}
         }
+        let mut purged = 0;
         loop {
-            let s = store.clone();
-            let purged =
-                tokio::task::spawn_blocking(move || s.purge_expired(crate::model::now(), 1000))
-                    .await;
-            match purged {
-                Ok(Ok(1000)) => continue,
-                Ok(Ok(n)) => {
-                    if n > 0 {
-                        tracing::debug!(purged = n, "expired token records purged");
+            match store.purge_expired(crate::model::now(), CHUNK).await {
+                Ok(n) => {
+                    purged += n;
+                    if n < CHUNK {
+                        break;
                     }
-                    break;
                 }
-                Ok(Err(e)) => {
+                Err(e) => {
                     tracing::warn!(error = %e, "purging expired tokens failed");
                     break;
                 }
-                Err(_) => break,
             }
+        }
+        if purged > 0 {
+            tracing::debug!(purged, "expired token records purged");
         }
     }
 }

@@ -1,15 +1,13 @@
-//! The handlers: tokens, providers, consumption, root keys.
-//!
-//! Every handler runs after routing and authentication, in this order:
-//! malformed ids (400), unknown entities (404), missing privileges (403),
-//! then the operation. Store writes that may wait for a flush run on the
-//! blocking pool.
+//! The handlers of tokens, providers, consumption and root keys: each parses
+//! the request, calls one operation of [`crate::ops::Zone`] and renders the
+//! result. Order of checks: authentication (401, here), malformed input (400,
+//! here), then the operation's own: unknown entities (404), missing
+//! privileges (403).
 
 use std::sync::Arc;
 
 use bytes::Bytes;
 use http_body_util::Full;
-use hyper::body::Incoming;
 use hyper::header::{HeaderValue, LOCATION};
 use hyper::{Method, Request, Response, StatusCode};
 use serde::Deserialize;
@@ -17,14 +15,10 @@ use serde_json::{json, Value};
 
 use super::error::ApiError;
 use super::routes::Endpoint;
-use super::{blocking, credentials, exists, json, parse_id, read_json, require, user_only, App};
-use crate::auth::{allowed, may_manage_token, Action, AuthError, AuthFailure, Caller};
-use crate::error::{Entity, Error};
-use crate::model::{
-    now, Id, SpacePrivileges, Subject, Support, TokenKind, TokenRecord, TokenState,
-};
-use crate::store::{SPACE_GROUPS, SPACE_PROVIDERS};
-use crate::token::TokenError;
+use super::{credentials, json, parse_id, read_json, App};
+use crate::model::{now, Id, Subject, TokenKind, TokenRecord, TokenState};
+use crate::ops::tokens::InviteTarget;
+use crate::ops::{AuthError, AuthFailure, Caller};
 
 type Resp = Response<Full<Bytes>>;
 
@@ -32,11 +26,12 @@ type Resp = Response<Full<Bytes>>;
 pub(super) async fn dispatch(
     app: &Arc<App>,
     ep: Endpoint,
-    req: Request<Incoming>,
+    req: Request<()>,
+    body: Bytes,
     peer: std::net::IpAddr,
 ) -> Result<Resp, ApiError> {
     let creds = credentials(req.headers())?;
-    let caller = match app.auth.authenticate(creds, peer).await {
+    let caller = match app.zone.authenticate(creds, peer).await {
         Ok(c) => c,
         Err(e) => {
             if let AuthFailure::Auth(a) = &e {
@@ -51,174 +46,83 @@ pub(super) async fn dispatch(
             return Err(e.into());
         }
     };
-    let subject = caller.subject;
+    let zone = &app.zone;
     let method = req.method().clone();
     let query = req.uri().query().map(str::to_owned);
-    let body = req.into_body();
     use Endpoint::*;
     match ep {
         SpaceSupportToken(id) => {
             let space = parse_id(&id)?;
-            exists(app, Entity::Space, &space)?;
-            mint_if_allowed(
-                app,
-                subject,
-                Action::CreateSupportToken(space),
-                TokenKind::SpaceSupport,
-                space,
-            )
-            .await
+            let minted = zone.create_space_support_token(&caller, space).await?;
+            app.metrics.mint(TokenKind::SpaceSupport);
+            Ok(json(StatusCode::OK, &json!({ "token": minted.token })))
         }
         GroupSpaceToken(id) => {
             let group = parse_id(&id)?;
-            exists(app, Entity::Group, &group)?;
-            mint_if_allowed(
-                app,
-                subject,
-                Action::CreateSpaceToken(group),
-                TokenKind::SpaceCreate,
-                group,
-            )
-            .await
+            let minted = zone.create_group_space_token(&caller, group).await?;
+            app.metrics.mint(TokenKind::SpaceCreate);
+            Ok(json(StatusCode::OK, &json!({ "token": minted.token })))
         }
         ClientTokens if method == Method::POST => {
-            let user = user_only(&subject)?;
-            unrestricted(&caller)?;
-            let minted = app
-                .minter
-                .mint_async(TokenKind::Access, user, subject)
-                .await?;
+            let minted = zone.create_access_token(&caller).await?;
             app.metrics.mint(TokenKind::Access);
             Ok(json(StatusCode::OK, &json!({ "token": minted.token })))
         }
         ClientTokens => {
-            let user = user_only(&subject)?;
-            unrestricted(&caller)?;
-            let mut tokens = Vec::new();
-            for (id, rec) in active_tokens(app, &user)? {
-                if rec.kind == TokenKind::Access {
-                    if let Some(t) = app.minter.render(&id, &rec)? {
-                        tokens.push(t);
-                    }
-                }
-            }
+            let tokens = zone.access_tokens(&caller).await?;
             Ok(json(StatusCode::OK, &json!({ "tokens": tokens })))
         }
         ClientToken(tid) => {
-            let user = user_only(&subject)?;
-            let id = token_id(app, &tid)?;
-            match app.store.token(&id)? {
-                Some(rec) if rec.kind == TokenKind::Access && rec.target == user => {}
-                _ => return Err(Error::NotFound(Entity::Token).into()),
-            }
-            revoke(app, id).await?;
+            zone.revoke_access_token(&caller, &tid).await?;
+            app.metrics.revoked.inc();
             Ok(empty(StatusCode::ACCEPTED))
         }
         Providers if method == Method::POST => {
-            require(app, &subject, Action::CreateProvider)?;
-            let req: ProviderRequest = read_json(app, body).await?;
-            let minter = app.minter.clone();
-            let (pid, token) = blocking(move || {
-                let pid = minter.store().create_provider(&req.name, &req.domain)?;
-                let minted = minter.mint(TokenKind::Provider, pid, subject)?;
-                Ok((pid, minted.token))
-            })
-            .await?;
+            let req: ProviderRequest = read_json(app, &body)?;
+            let (pid, minted) = zone
+                .register_provider(&caller, &req.name, &req.domain)
+                .await?;
             app.metrics.mint(TokenKind::Provider);
             let mut resp = json(
                 StatusCode::CREATED,
-                &json!({ "providerId": pid.to_string(), "providerRootToken": token }),
+                &json!({ "providerId": pid.to_string(), "providerRootToken": minted.token }),
             );
             set_location(&mut resp, &format!("/providers/{pid}"));
             Ok(resp)
         }
         Providers => {
-            require(app, &subject, Action::ListProviders)?;
-            let ids: Vec<String> = app
-                .store
-                .providers(None, crate::store::PAGE_MAX)?
-                .into_iter()
-                .map(|(id, _)| id.to_string())
+            let ids: Vec<String> = zone
+                .list_providers(&caller)
+                .await?
+                .iter()
+                .map(Id::to_string)
                 .collect();
             Ok(json(StatusCode::OK, &json!({ "providers": ids })))
         }
         ProviderSpaceSupport => {
-            let provider = provider_only(&subject)?;
-            let body: Value = read_json(app, body).await?;
+            caller.provider_id()?;
+            let body: Value = read_json(app, &body)?;
             let token = string_field(&body, "token")?;
             let size = size_field(&body)?;
-            let space = app
-                .minter
-                .consume_async(
-                    &token,
-                    TokenKind::SpaceSupport,
-                    provider,
-                    |store, rec, batch| {
-                        let space = rec.target;
-                        store.require(Entity::Space, &space)?;
-                        issuer_still_allowed(store, rec, Action::CreateSupportToken(space))?;
-                        if store
-                            .relation(&SPACE_PROVIDERS, &space, &provider)?
-                            .is_some()
-                        {
-                            return Err(Error::AlreadyExists(Entity::Relation));
-                        }
-                        SPACE_PROVIDERS.put_ops(
-                            batch,
-                            &space,
-                            &provider,
-                            &Support { size, since: now() },
-                        )?;
-                        Ok(space)
-                    },
-                )
-                .await?;
+            let space = zone.support_space(&caller, &token, size).await?;
             app.metrics.consume(TokenKind::SpaceSupport);
-            let mut resp = empty(StatusCode::CREATED);
-            set_location(&mut resp, &format!("/spaces/{space}"));
-            Ok(resp)
+            Ok(created(&format!("/spaces/{space}")))
         }
         ProviderSpaces => {
-            let provider = provider_only(&subject)?;
-            let body: Value = read_json(app, body).await?;
+            caller.provider_id()?;
+            let body: Value = read_json(app, &body)?;
             let name = string_field(&body, "name")?;
             let token = string_field(&body, "token")?;
             let size = size_field(&body)?;
-            let space = app
-                .minter
-                .consume_async(
-                    &token,
-                    TokenKind::SpaceCreate,
-                    provider,
-                    |store, rec, batch| {
-                        let group = rec.target;
-                        store.require(Entity::Group, &group)?;
-                        issuer_still_allowed(store, rec, Action::CreateSpaceToken(group))?;
-                        let space = Id::random();
-                        store.space_ops(batch, space, &name)?;
-                        SPACE_GROUPS.put_ops(batch, &space, &group, &SpacePrivileges::all())?;
-                        SPACE_PROVIDERS.put_ops(
-                            batch,
-                            &space,
-                            &provider,
-                            &Support { size, since: now() },
-                        )?;
-                        Ok(space)
-                    },
-                )
+            let space = zone
+                .create_space_with_token(&caller, &name, &token, size)
                 .await?;
             app.metrics.consume(TokenKind::SpaceCreate);
-            let mut resp = empty(StatusCode::CREATED);
-            set_location(&mut resp, &format!("/spaces/{space}"));
-            Ok(resp)
+            Ok(created(&format!("/spaces/{space}")))
         }
         SpaceProviders(id) => {
             let space = parse_id(&id)?;
-            exists(app, Entity::Space, &space)?;
-            require(app, &subject, Action::ViewSpace(space))?;
-            let supports =
-                app.store
-                    .members(&SPACE_PROVIDERS, &space, None, crate::store::PAGE_MAX)?;
+            let supports = zone.space_supports(&caller, space).await?;
             let ids: Vec<String> = supports.iter().map(|(p, _)| p.to_string()).collect();
             let sizes: serde_json::Map<String, Value> = supports
                 .iter()
@@ -229,103 +133,49 @@ pub(super) async fn dispatch(
                 &json!({ "providers": ids, "providersSupports": sizes }),
             ))
         }
-        SpaceTokens(id) => {
-            let space = parse_id(&id)?;
-            exists(app, Entity::Space, &space)?;
-            list_invites(app, &subject, Action::CreateSupportToken(space), &space)
-        }
-        GroupTokens(id) => {
-            let group = parse_id(&id)?;
-            exists(app, Entity::Group, &group)?;
-            list_invites(app, &subject, Action::CreateSpaceToken(group), &group)
-        }
+        SpaceTokens(id) => list_invites(app, &caller, InviteTarget::Space(parse_id(&id)?)).await,
+        GroupTokens(id) => list_invites(app, &caller, InviteTarget::Group(parse_id(&id)?)).await,
         Token(tid) => {
-            let id = token_id(app, &tid)?;
-            let rec = app
-                .store
-                .token(&id)?
-                .ok_or(Error::NotFound(Entity::Token))?;
-            if !may_manage_token(&app.store, &subject, &rec)? {
-                return Err(ApiError::forbidden());
-            }
-            revoke(app, id).await?;
+            zone.revoke_token(&caller, &tid).await?;
+            app.metrics.revoked.inc();
             Ok(empty(StatusCode::NO_CONTENT))
         }
         TokenExamine => {
-            let body: Value = read_json(app, body).await?;
+            let body: Value = read_json(app, &body)?;
             let token = string_field(&body, "token")?;
-            let ins = app.minter.inspect(&token);
-            let Some(rec) = &ins.record else {
-                return Err(Error::Token(ins.error.unwrap_or(TokenError::Unknown)).into());
-            };
-            if !may_manage_token(&app.store, &subject, rec)? {
-                return Err(ApiError::forbidden());
-            }
-            let id: Id = ins
-                .id
-                .as_deref()
-                .and_then(|s| s.parse().ok())
-                .ok_or(Error::Token(TokenError::Unknown))?;
-            let mut out = describe(&id, rec);
-            out["location"] = json!(ins.location);
-            out["caveats"] = json!(ins.caveats);
-            out["valid"] = json!(ins.error.is_none());
-            out["invalidReason"] = json!(ins.error.map(|e| e.to_string()));
+            let ex = zone.examine_token(&caller, &token).await?;
+            let mut out = describe(&ex.id, &ex.record);
+            out["location"] = json!(ex.location);
+            out["caveats"] = json!(ex.caveats);
+            out["valid"] = json!(ex.error.is_none());
+            out["invalidReason"] = json!(ex.error.map(|e| e.to_string()));
             Ok(json(StatusCode::OK, &out))
         }
         Keys if method == Method::POST => {
-            require(app, &subject, Action::ManageKeys)?;
-            let minter = app.minter.clone();
-            let id = blocking(move || minter.keys().rotate()).await?;
+            let id = zone.rotate_key(&caller).await?;
             Ok(json(StatusCode::CREATED, &json!({ "keyId": id })))
         }
-        Keys => {
-            require(app, &subject, Action::ManageKeys)?;
-            Ok(json(
-                StatusCode::OK,
-                &json!({ "keys": app.minter.keys().list() }),
-            ))
-        }
-        admin @ (Users
-        | UserById(_)
-        | UserPrivileges(_)
-        | Me
-        | MyPassword
-        | MyGroups
-        | MySpaces
-        | Groups
-        | Spaces
-        | Container(..)
-        | MemberList(..)
-        | Member(..)
-        | MemberPrivileges(..)
-        | EffectiveUsers(..)
-        | EffectiveUserPrivileges(..)
-        | EffectiveChildren(_)
-        | Backup) => super::admin::dispatch(app, admin, subject, method, query, body).await,
+        Keys => Ok(json(
+            StatusCode::OK,
+            &json!({ "keys": zone.list_keys(&caller).await? }),
+        )),
         KeyRetire(kid) => {
-            require(app, &subject, Action::ManageKeys)?;
             let kid: u32 = kid
                 .parse()
                 .map_err(|_| ApiError::bad_request("A key id is a positive integer."))?;
-            let minter = app.minter.clone();
-            blocking(move || minter.keys().retire(kid)).await?;
+            zone.retire_key(&caller, kid).await?;
             Ok(empty(StatusCode::NO_CONTENT))
         }
+        admin => super::admin::dispatch(app, admin, caller, method, query, body).await,
     }
 }
 
 /// The invite tokens minted for a space or group, to whoever may mint them.
-fn list_invites(
-    app: &App,
-    subject: &Subject,
-    action: Action,
-    target: &Id,
-) -> Result<Resp, ApiError> {
-    require(app, subject, action)?;
+async fn list_invites(app: &App, caller: &Caller, target: InviteTarget) -> Result<Resp, ApiError> {
     let list: Vec<Value> = app
-        .store
-        .tokens_of(target, None, crate::store::TOKENS_PAGE_MAX)?
+        .zone
+        .invite_tokens(caller, target)
+        .await?
         .iter()
         .map(|(id, rec)| describe(id, rec))
         .collect();
@@ -337,60 +187,6 @@ fn list_invites(
 struct ProviderRequest {
     name: String,
     domain: String,
-}
-
-async fn mint_if_allowed(
-    app: &Arc<App>,
-    subject: Subject,
-    action: Action,
-    kind: TokenKind,
-    target: Id,
-) -> Result<Resp, ApiError> {
-    require(app, &subject, action)?;
-    let minted = app.minter.mint_async(kind, target, subject).await?;
-    app.metrics.mint(kind);
-    Ok(json(StatusCode::OK, &json!({ "token": minted.token })))
-}
-
-fn issuer_still_allowed(
-    store: &crate::Store,
-    rec: &TokenRecord,
-    action: Action,
-) -> Result<(), Error> {
-    if allowed(store, &rec.issuer, action)? {
-        Ok(())
-    } else {
-        Err(Error::Token(TokenError::IssuerNotAllowed))
-    }
-}
-
-async fn revoke(app: &Arc<App>, id: Id) -> Result<(), ApiError> {
-    let minter = app.minter.clone();
-    blocking(move || minter.revoke(&id).map(|_| ())).await?;
-    app.metrics.revoked.inc();
-    Ok(())
-}
-
-fn active_tokens(app: &App, target: &Id) -> Result<Vec<(Id, TokenRecord)>, ApiError> {
-    let t = now();
-    Ok(app
-        .store
-        .tokens_of(target, None, crate::store::TOKENS_PAGE_MAX)?
-        .into_iter()
-        .filter(|(_, r)| r.state == TokenState::Active && r.expires > t)
-        .collect())
-}
-
-/// A token path parameter: its identifier, or the whole token.
-fn token_id(app: &App, tid: &str) -> Result<Id, ApiError> {
-    if let Ok(id) = tid.parse::<Id>() {
-        return Ok(id);
-    }
-    app.minter
-        .inspect(tid)
-        .id
-        .and_then(|s| s.parse().ok())
-        .ok_or_else(|| ApiError::bad_request("Malformed token id."))
 }
 
 fn describe(id: &Id, rec: &TokenRecord) -> Value {
@@ -415,30 +211,6 @@ fn describe(id: &Id, rec: &TokenRecord) -> Value {
         "state": state,
         "stateChanged": at,
     })
-}
-
-/// Creating or listing access tokens would let an attenuated token recover
-/// an unrestricted credential; it needs a password or an unattenuated token.
-fn unrestricted(caller: &Caller) -> Result<(), ApiError> {
-    if caller.restricted {
-        return Err(ApiError::new(
-            StatusCode::FORBIDDEN,
-            "forbidden",
-            "An attenuated token cannot create or list access tokens; use a password or an unattenuated token.",
-        ));
-    }
-    Ok(())
-}
-
-fn provider_only(subject: &Subject) -> Result<Id, ApiError> {
-    match subject {
-        Subject::Provider(p) => Ok(*p),
-        Subject::User(_) => Err(ApiError::new(
-            StatusCode::FORBIDDEN,
-            "forbidden",
-            "This operation is for providers only: authenticate with the provider's token.",
-        )),
-    }
 }
 
 fn string_field(body: &Value, name: &str) -> Result<String, ApiError> {
@@ -470,9 +242,17 @@ fn size_field(body: &Value) -> Result<u64, ApiError> {
     Ok(n)
 }
 
-fn empty(status: StatusCode) -> Resp {
+/// An empty answer with a status.
+pub(super) fn empty(status: StatusCode) -> Resp {
     let mut r = Response::new(Full::new(Bytes::new()));
     *r.status_mut() = status;
+    r
+}
+
+/// 201 with a `Location`.
+pub(super) fn created(path: &str) -> Resp {
+    let mut r = empty(StatusCode::CREATED);
+    set_location(&mut r, path);
     r
 }
 

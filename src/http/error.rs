@@ -5,8 +5,9 @@ use http_body_util::Full;
 use hyper::header::{HeaderValue, ALLOW, CONTENT_TYPE, RETRY_AFTER, WWW_AUTHENTICATE};
 use hyper::{Response, StatusCode};
 
-use crate::auth::{AuthError, AuthFailure};
-use crate::error::Error;
+use crate::engine::EngineError;
+use crate::error::{Error, Forbidden};
+use crate::ops::{AuthError, AuthFailure};
 use crate::token::TokenError;
 
 /// An error on its way to the client: status, stable code, human text.
@@ -43,11 +44,7 @@ impl ApiError {
 
     /// 403.
     pub fn forbidden() -> Self {
-        Self::new(
-            StatusCode::FORBIDDEN,
-            "forbidden",
-            "You are not authorized to perform this operation (insufficient privileges?).",
-        )
+        Self::from(Error::Forbidden(Forbidden::Privileges))
     }
 
     /// 404 for paths that match no route.
@@ -67,6 +64,17 @@ impl ApiError {
             format!("This resource supports only: {allow}."),
         );
         e.allow = Some(allow);
+        e
+    }
+
+    /// 503 with `Retry-After`: the store cannot serve now.
+    pub fn unavailable(description: &str) -> Self {
+        let mut e = Self::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "store_unavailable",
+            description,
+        );
+        e.retry_after = Some(1);
         e
     }
 
@@ -128,7 +136,48 @@ impl From<Error> for ApiError {
             ),
             Error::Invalid(why) => Self::bad_request(why),
             Error::Token(t) => token_error(t),
-            Error::Engine(_) | Error::Corrupt { .. } => Self::internal(&e),
+            Error::Forbidden(why) => {
+                let code = match why {
+                    Forbidden::WrongPassword => "invalid_credentials",
+                    _ => "forbidden",
+                };
+                Self::new(StatusCode::FORBIDDEN, code, why.to_string())
+            }
+            Error::Contended => Self::unavailable(
+                "The store is busy with concurrent changes to the same data; retry.",
+            ),
+            Error::Engine(engine) => Self::from(engine),
+            Error::Corrupt { .. } => Self::internal(&e),
+        }
+    }
+}
+
+impl From<EngineError> for ApiError {
+    fn from(e: EngineError) -> Self {
+        match e {
+            EngineError::Unavailable(_) | EngineError::Timeout => {
+                tracing::warn!(error = %e, "store unavailable");
+                Self::unavailable("The store is unavailable; retry later.")
+            }
+            EngineError::OutcomeUnknown(_) => {
+                tracing::warn!(error = %e, "store unavailable; a write's outcome is unknown");
+                Self::unavailable(
+                    "The store became unavailable during the change, which may or may not have been made; retry later and check.",
+                )
+            }
+            EngineError::Full(_) => {
+                tracing::warn!(error = %e, "store out of space");
+                Self::new(
+                    StatusCode::INSUFFICIENT_STORAGE,
+                    "insufficient_storage",
+                    "The store is out of space: nothing was written. Reads still work; writes work again once space is freed.",
+                )
+            }
+            EngineError::Conflict
+            | EngineError::TooLarge { .. }
+            | EngineError::Corrupt(_)
+            | EngineError::Invalid(_)
+            | EngineError::Io(_) => Self::internal(&e),
         }
     }
 }

@@ -21,30 +21,23 @@ use std::time::Instant;
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine as _;
 use bytes::Bytes;
-use http_body_util::{BodyExt, Full, Limited};
+use http_body_util::Full;
 use hyper::body::Incoming;
 use hyper::header::{HeaderMap, HeaderValue, AUTHORIZATION, CONTENT_TYPE};
 use hyper::{Request, Response, StatusCode};
 use serde::Serialize;
 
-use crate::auth::{allowed, Action, Authenticator, Credentials};
-use crate::error::{Entity, Error};
 use crate::metrics::Metrics;
-use crate::model::{Id, Subject};
-use crate::store::Store;
-use crate::token::Minter;
+use crate::model::Id;
+use crate::ops::{Credentials, Zone};
 use error::ApiError;
 
 pub use server::{ConnInfo, Limits};
 
 /// Shared state of the request handlers.
 pub struct App {
-    /// The store.
-    pub store: Arc<Store>,
-    /// The minter.
-    pub minter: Arc<Minter>,
-    /// The authenticator.
-    pub auth: Arc<Authenticator>,
+    /// The operations (and through them the store).
+    pub zone: Arc<Zone>,
     /// Largest request body accepted, in bytes.
     pub max_body: usize,
     /// Deepest JSON nesting accepted in a body.
@@ -60,11 +53,18 @@ pub struct App {
 type Resp = Response<Full<Bytes>>;
 
 /// Handles one request: never fails, every error becomes a JSON response.
+///
+/// The body is read (up to the limit) before anything is answered, errors
+/// included: a client still sending when the answer comes would see its
+/// stream reset (HTTP/2) instead of the answer.
 pub async fn handle(app: Arc<App>, req: Request<Incoming>, conn: ConnInfo) -> Resp {
     let started = Instant::now();
     let request_id = request_id(req.headers());
     let method = req.method().clone();
     let mut template = "unmatched";
+    let (parts, body) = req.into_parts();
+    let body = read_body(body, app.max_body).await;
+    let req = Request::from_parts(parts, ());
     let result = match req.uri().path() {
         "/healthz" => {
             template = "/healthz";
@@ -72,7 +72,7 @@ pub async fn handle(app: Arc<App>, req: Request<Incoming>, conn: ConnInfo) -> Re
         }
         "/readyz" => {
             template = "/readyz";
-            Ok(readiness(&app))
+            Ok(readiness(&app).await)
         }
         "/metrics" => {
             template = "/metrics";
@@ -83,9 +83,9 @@ pub async fn handle(app: Arc<App>, req: Request<Incoming>, conn: ConnInfo) -> Re
             Ok(ep) => {
                 // A wrong method on a known resource is still that resource's.
                 template = ep.template();
-                match routes::allow(&ep, req.method()) {
-                    Err(e) => Err(e),
-                    Ok(()) => api::dispatch(&app, ep, req, conn.peer.ip()).await,
+                match (routes::allow(&ep, req.method()), body) {
+                    (Err(e), _) | (Ok(()), Err(e)) => Err(e),
+                    (Ok(()), Ok(body)) => api::dispatch(&app, ep, req, body, conn.peer.ip()).await,
                 }
             }
         },
@@ -109,20 +109,29 @@ pub async fn handle(app: Arc<App>, req: Request<Incoming>, conn: ConnInfo) -> Re
     resp
 }
 
-fn readiness(app: &App) -> Resp {
-    if app.ready.load(Ordering::Acquire) {
-        json(StatusCode::OK, &serde_json::json!({ "status": "ready" }))
-    } else {
-        json(
+/// `GET /readyz`: ready while serving and while the store can take writes.
+async fn readiness(app: &App) -> Resp {
+    if !app.ready.load(Ordering::Acquire) {
+        return json(
             StatusCode::SERVICE_UNAVAILABLE,
-            &serde_json::json!({ "status": "not ready" }),
-        )
+            &serde_json::json!({ "status": "not ready", "reason": "shutting down" }),
+        );
+    }
+    match app.zone.store().health().await {
+        Ok(()) => json(StatusCode::OK, &serde_json::json!({ "status": "ready" })),
+        Err(e) => {
+            let reason = ApiError::from(e).description;
+            json(
+                StatusCode::SERVICE_UNAVAILABLE,
+                &serde_json::json!({ "status": "not ready", "reason": reason }),
+            )
+        }
     }
 }
 
 /// `GET /metrics`, OpenMetrics text.
 pub fn metrics(app: &App) -> Resp {
-    let mut resp = Response::new(Full::new(Bytes::from(app.metrics.render(&app.store))));
+    let mut resp = Response::new(Full::new(Bytes::from(app.metrics.render(app.zone.store()))));
     resp.headers_mut().insert(
         CONTENT_TYPE,
         HeaderValue::from_static("application/openmetrics-text; version=1.0.0; charset=utf-8"),
@@ -131,11 +140,11 @@ pub fn metrics(app: &App) -> Resp {
 }
 
 /// The separate metrics listener: `/metrics`, `/healthz` and `/readyz` only.
-pub fn metrics_only<B>(app: &App, req: &Request<B>) -> Resp {
+pub async fn metrics_only<B>(app: &App, req: &Request<B>) -> Resp {
     match req.uri().path() {
         "/metrics" => metrics(app),
         "/healthz" => json(StatusCode::OK, &serde_json::json!({ "status": "ok" })),
-        "/readyz" => readiness(app),
+        "/readyz" => readiness(app).await,
         _ => ApiError::no_route().into_response(),
     }
 }
@@ -150,48 +159,9 @@ fn request_id(headers: &HeaderMap) -> String {
         .unwrap_or_else(|| format!("{:016x}", rand::random::<u64>()))
 }
 
-/// Runs store work that may wait for a flush on the blocking pool.
-async fn blocking<T: Send + 'static>(
-    f: impl FnOnce() -> Result<T, Error> + Send + 'static,
-) -> Result<T, ApiError> {
-    match tokio::task::spawn_blocking(f).await {
-        Ok(r) => r.map_err(ApiError::from),
-        Err(e) => Err(ApiError::internal(&e)),
-    }
-}
-
 fn parse_id(s: &str) -> Result<Id, ApiError> {
     s.parse()
         .map_err(|e| ApiError::bad_request(format!("Malformed id: {e}.")))
-}
-
-fn exists(app: &App, kind: Entity, id: &Id) -> Result<(), ApiError> {
-    if app.store.exists(kind, id)? {
-        Ok(())
-    } else {
-        Err(Error::NotFound(kind).into())
-    }
-}
-
-/// 403 unless `subject` may do `action` (effective privileges).
-fn require(app: &App, subject: &Subject, action: Action) -> Result<(), ApiError> {
-    if allowed(&app.store, subject, action)? {
-        Ok(())
-    } else {
-        Err(ApiError::forbidden())
-    }
-}
-
-/// The user id of a user subject; 403 for a provider.
-fn user_only(subject: &Subject) -> Result<Id, ApiError> {
-    match subject {
-        Subject::User(u) => Ok(*u),
-        Subject::Provider(_) => Err(ApiError::new(
-            StatusCode::FORBIDDEN,
-            "forbidden",
-            "This operation is for users only.",
-        )),
-    }
 }
 
 fn json<T: Serialize>(status: StatusCode, body: &T) -> Resp {
@@ -203,30 +173,52 @@ fn json<T: Serialize>(status: StatusCode, body: &T) -> Resp {
     resp
 }
 
-/// Reads a JSON body of at most `app.max_body` bytes.
-#[allow(dead_code)]
-async fn read_json<T: serde::de::DeserializeOwned>(
-    app: &App,
-    body: Incoming,
-) -> Result<T, ApiError> {
-    let bytes = Limited::new(body, app.max_body)
-        .collect()
-        .await
-        .map_err(|_| {
-            ApiError::new(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "payload_too_large",
-                format!("The request body exceeds {} bytes.", app.max_body),
-            )
-        })?
-        .to_bytes();
-    if json_depth(&bytes) > app.max_json_depth {
+/// How much of an over-long body is read and thrown away before the 413
+/// goes out, so that the client sees the answer rather than a reset.
+const DRAIN_FACTOR: usize = 16;
+
+/// Reads the whole request body, at most `max` bytes; a longer one is
+/// drained (up to [`DRAIN_FACTOR`] times the limit) and refused with 413.
+async fn read_body(body: Incoming, max: usize) -> Result<Bytes, ApiError> {
+    use http_body_util::BodyExt as _;
+    let too_large = || {
+        ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "payload_too_large",
+            format!("The request body exceeds {max} bytes."),
+        )
+    };
+    let mut body = body;
+    let mut buf = bytes::BytesMut::new();
+    let mut seen = 0usize;
+    while let Some(frame) = body.frame().await {
+        let frame =
+            frame.map_err(|_| ApiError::bad_request("The request body could not be read."))?;
+        if let Ok(data) = frame.into_data() {
+            seen += data.len();
+            if seen > max.saturating_mul(DRAIN_FACTOR) {
+                return Err(too_large());
+            }
+            if seen <= max {
+                buf.extend_from_slice(&data);
+            }
+        }
+    }
+    if seen > max {
+        return Err(too_large());
+    }
+    Ok(buf.freeze())
+}
+
+/// Parses a JSON body (already read, within the size limit).
+fn read_json<T: serde::de::DeserializeOwned>(app: &App, bytes: &[u8]) -> Result<T, ApiError> {
+    if json_depth(bytes) > app.max_json_depth {
         return Err(ApiError::bad_request(format!(
             "The JSON body is nested deeper than {} levels.",
             app.max_json_depth
         )));
     }
-    serde_json::from_slice(&bytes)
+    serde_json::from_slice(bytes)
         .map_err(|e| ApiError::bad_request(format!("Malformed JSON body: {e}.")))
 }
 

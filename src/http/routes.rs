@@ -85,27 +85,8 @@ pub enum Endpoint {
     Backup,
 }
 
-/// A container of members.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Container {
-    /// A group.
-    Group,
-    /// A space.
-    Space,
-}
-
-/// A membership relation as seen from its container.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Members {
-    /// `/groups/{id}/users`.
-    GroupUsers,
-    /// `/groups/{id}/children`.
-    GroupChildren,
-    /// `/spaces/{id}/users`.
-    SpaceUsers,
-    /// `/spaces/{id}/groups`.
-    SpaceGroups,
-}
+pub use crate::ops::containers::Container;
+pub use crate::ops::members::Members;
 
 impl Endpoint {
     /// The methods the endpoint answers.

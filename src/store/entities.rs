@@ -1,14 +1,23 @@
 //! Users, groups, spaces and providers: creation, lookup, update, deletion.
 //!
-//! Deleting an entity removes, in the same atomic batch, every relation it takes
-//! part in (both directions) and every token record minted for it, so no
-//! dangling reference remains.
+//! Creation guards what must be unique (the id; a user's name) as absent.
+//! Deletion runs in steps that each leave the store consistent: first one
+//! commit removes the record (and a user's name) and marks the deletion as
+//! running, so nothing new can attach to the entity from then on; then its
+//! relations and tokens are removed in commits within the engine's limits;
+//! last the mark goes. Readers treat edges to an entity without a record as
+//! absent, and a deletion interrupted by a crash is finished when the store
+//! is opened again.
 
 use super::relations::{
-    Relation, Side, GROUP_CHILDREN, GROUP_USERS, SPACE_GROUPS, SPACE_PROVIDERS, SPACE_USERS,
+    require_in, Relation, GROUP_CHILDREN_REL, GROUP_USERS_REL, SPACE_GROUPS_REL,
+    SPACE_PROVIDERS_REL, SPACE_USERS_REL,
 };
-use super::{encode, Batch, Store, TreeName};
-use crate::codec::Record;
+use super::schema::{
+    DELETING, GROUPS, PROVIDERS, SPACES, TOKENS, TOKENS_BY_EXPIRY, TOKENS_BY_TARGET, USERS,
+    USER_NAMES,
+};
+use super::{Store, Txn, PAGE_MAX};
 use crate::error::{Entity, Error, Result};
 use crate::model::{
     now, Group, GroupPrivileges, GroupType, Id, Provider, Space, SpacePrivileges, User,
@@ -20,7 +29,7 @@ pub const MAX_USERNAME: usize = 64;
 /// Longest accepted group, space or provider name or domain, in bytes.
 pub const MAX_NAME: usize = 256;
 
-/// Checks a display name: 1..=MAX_NAME bytes, no control characters.
+/// Checks a display name: 1..=max bytes, not blank, no control characters.
 pub(crate) fn check_name(what: &str, name: &str, max: usize) -> Result<()> {
     if name.trim().is_empty() || name.len() > max || name.chars().any(char::is_control) {
         return Err(Error::Invalid(format!(
@@ -40,370 +49,440 @@ fn check_username(name: &str) -> Result<()> {
     Ok(())
 }
 
-impl Entity {
-    pub(crate) fn tree(self) -> TreeName {
-        match self {
-            Entity::User => TreeName::UserIdUser,
-            Entity::Group => TreeName::GroupIdGroup,
-            Entity::Space => TreeName::SpaceIdSpace,
-            Entity::Provider => TreeName::ProviderIdProvider,
-            Entity::Relation | Entity::Token | Entity::RootKey => TreeName::Meta,
-        }
-    }
+/// One side of a relation an entity takes part in: the tables to scan under
+/// the entity's id, and how to name both directions of each edge found.
+struct Side {
+    /// Table whose keys start with the entity's id.
+    scan: &'static str,
+    /// The other direction's table.
+    other: &'static str,
+}
 
-    /// The relations an entity of this kind takes part in, and on which side.
-    fn relations(self) -> &'static [(&'static dyn AnyRelation, Side)] {
-        match self {
-            Entity::User => &[(&GROUP_USERS, Side::B), (&SPACE_USERS, Side::B)],
-            Entity::Group => &[
-                (&GROUP_USERS, Side::A),
-                (&GROUP_CHILDREN, Side::A),
-                (&GROUP_CHILDREN, Side::B),
-                (&SPACE_GROUPS, Side::B),
-            ],
-            Entity::Space => &[
-                (&SPACE_USERS, Side::A),
-                (&SPACE_GROUPS, Side::A),
-                (&SPACE_PROVIDERS, Side::A),
-            ],
-            Entity::Provider => &[(&SPACE_PROVIDERS, Side::B)],
-            Entity::Relation | Entity::Token | Entity::RootKey => &[],
+fn sides_of<V>(r: &Relation<V>, a_side: bool) -> Side {
+    if a_side {
+        Side {
+            scan: r.fwd.name,
+            other: r.rev.name,
+        }
+    } else {
+        Side {
+            scan: r.rev.name,
+            other: r.fwd.name,
         }
     }
 }
 
-/// Object-safe view of a [`Relation`] for cascading deletes.
-pub(crate) trait AnyRelation: Sync {
-    fn remove_all_ops(&self, store: &Store, id: &Id, side: Side, batch: &mut Batch) -> Result<()>;
-    fn touches_graph(&self) -> bool;
+fn sides(kind: Entity) -> Vec<Side> {
+    match kind {
+        Entity::User => vec![
+            sides_of(&GROUP_USERS_REL, false),
+            sides_of(&SPACE_USERS_REL, false),
+        ],
+        Entity::Group => vec![
+            sides_of(&GROUP_USERS_REL, true),
+            sides_of(&GROUP_CHILDREN_REL, true),
+            sides_of(&GROUP_CHILDREN_REL, false),
+            sides_of(&SPACE_GROUPS_REL, false),
+        ],
+        Entity::Space => vec![
+            sides_of(&SPACE_USERS_REL, true),
+            sides_of(&SPACE_GROUPS_REL, true),
+            sides_of(&SPACE_PROVIDERS_REL, true),
+        ],
+        Entity::Provider => vec![sides_of(&SPACE_PROVIDERS_REL, false)],
+        Entity::Relation | Entity::Token | Entity::RootKey => Vec::new(),
+    }
 }
 
-impl<T: Sync> AnyRelation for Relation<T> {
-    fn remove_all_ops(&self, store: &Store, id: &Id, side: Side, batch: &mut Batch) -> Result<()> {
-        let tree = match side {
-            Side::A => self.fwd,
-            Side::B => self.rev,
-        };
-        for key in store.scan_keys(tree, id.as_bytes())? {
-            let other = super::key_id(tree, &key[32..])?;
-            match side {
-                Side::A => self.remove_ops(batch, id, &other),
-                Side::B => self.remove_ops(batch, &other, id),
-            }
-        }
-        Ok(())
-    }
-    fn touches_graph(&self) -> bool {
-        self.fwd == GROUP_USERS.fwd || self.fwd == GROUP_CHILDREN.fwd
-    }
+fn raw_key(table: &str, a: &[u8], b: &[u8]) -> Vec<u8> {
+    [table.as_bytes(), b"/", a, b].concat()
 }
 
 impl Store {
-    fn get_entity<T: Record>(&self, kind: Entity, id: &Id) -> Result<Option<T>> {
-        self.get_rec(kind.tree(), id.as_bytes())
+    /// Deletes an entity with all its relations and the tokens minted for it.
+    pub async fn delete(&self, kind: Entity, id: &Id) -> Result<()> {
+        self.transact(|mut tx| async move {
+            require_in(&mut tx, kind, id).await?;
+            match kind {
+                Entity::User => {
+                    let user = tx.get(&USERS, id).await?.ok_or(Error::NotFound(kind))?;
+                    tx.delete(&USER_NAMES, &user.name);
+                    tx.delete(&USERS, id);
+                }
+                Entity::Group => tx.delete(&GROUPS, id),
+                Entity::Space => tx.delete(&SPACES, id),
+                Entity::Provider => tx.delete(&PROVIDERS, id),
+                _ => return Err(Error::NotFound(kind)),
+            }
+            tx.put(&DELETING, &(kind, *id), &())?;
+            Ok(tx.done(()))
+        })
+        .await?;
+        self.cascade(kind, id).await
     }
 
-    fn put_entity<T: Record>(&self, kind: Entity, id: &Id, value: &T) -> Result<()> {
-        let tree = kind.tree();
-        self.engine
-            .put(tree, id.as_bytes(), &encode(tree, value)?)?;
+    /// Finishes every deletion whose cascade was interrupted.
+    pub(crate) async fn finish_deletions(&self) -> Result<()> {
+        for (kind, id) in self.all_keys(&DELETING, &[]).await? {
+            self.cascade(kind, &id).await?;
+        }
         Ok(())
     }
 
-    /// Whether an entity exists.
-    pub fn exists(&self, kind: Entity, id: &Id) -> Result<bool> {
-        Ok(self.engine.get(kind.tree(), id.as_bytes())?.is_some())
+    /// Removes the relations and tokens of a deleted entity, in commits
+    /// within the engine's limits, then its deletion mark.
+    async fn cascade(&self, kind: Entity, id: &Id) -> Result<()> {
+        let budget = self.engine.limits().max_writes.saturating_sub(8).max(3);
+        loop {
+            let keys = self.cascade_step(kind, id, budget).await?;
+            if keys.is_empty() {
+                break;
+            }
+            let keys = &keys;
+            self.transact(|mut tx| async move {
+                for k in keys {
+                    tx.delete_raw(k.clone());
+                }
+                Ok(tx.done(()))
+            })
+            .await?;
+        }
+        self.transact(|mut tx| async move {
+            tx.delete(&DELETING, &(kind, *id));
+            Ok(tx.done(()))
+        })
+        .await
     }
 
-    pub(crate) fn require(&self, kind: Entity, id: &Id) -> Result<()> {
-        if self.exists(kind, id)? {
-            Ok(())
-        } else {
-            Err(Error::NotFound(kind))
+    /// Up to about `budget` keys still to delete for a deleted entity.
+    async fn cascade_step(&self, kind: Entity, id: &Id, budget: usize) -> Result<Vec<Vec<u8>>> {
+        let mut keys = Vec::new();
+        for side in sides(kind) {
+            let prefix = raw_key(side.scan, id.as_bytes(), &[]);
+            let page = self
+                .engine
+                .scan(&prefix, None, (budget / 2).clamp(1, PAGE_MAX))
+                .await?;
+            for (k, _) in page.entries {
+                let other = k[prefix.len()..].to_vec();
+                keys.push(raw_key(side.other, &other, id.as_bytes()));
+                keys.push(k);
+                if keys.len() + 2 > budget {
+                    return Ok(keys);
+                }
+            }
         }
-    }
-
-    /// Deletes an entity with all its relations and the tokens minted for it.
-    pub fn delete(&self, kind: Entity, id: &Id) -> Result<()> {
-        let _w = self.lock();
-        let mut batch = Batch::new();
-        if kind == Entity::User {
-            let user: User = self.get_entity(kind, id)?.ok_or(Error::NotFound(kind))?;
-            batch.remove(TreeName::UserNameUserId, user.name.as_bytes());
-        } else {
-            self.require(kind, id)?;
+        // Tokens minted for the entity: record and both index entries.
+        let (tokens, _) = self
+            .page(
+                &TOKENS_BY_TARGET,
+                id.as_bytes(),
+                None,
+                (budget / 3).clamp(1, PAGE_MAX),
+            )
+            .await?;
+        let ids: Vec<Id> = tokens.iter().map(|((_, t), _)| *t).collect();
+        let recs = self
+            .get_raw_many(&ids.iter().map(|t| TOKENS.key(t)).collect::<Vec<_>>())
+            .await?;
+        for (t, rec) in ids.iter().zip(recs) {
+            keys.push(TOKENS_BY_TARGET.key(&(*id, *t)));
+            if let Some(raw) = rec {
+                let rec = TOKENS.decode(&raw)?;
+                keys.push(TOKENS.key(t));
+                keys.push(TOKENS_BY_EXPIRY.key(&(rec.expires, *t)));
+            }
         }
-        batch.remove(kind.tree(), id.as_bytes());
-        let mut graph = false;
-        for (rel, side) in kind.relations() {
-            rel.remove_all_ops(self, id, *side, &mut batch)?;
-            graph |= rel.touches_graph();
-        }
-        self.token_removal_ops(id, &mut batch)?;
-        self.engine.apply(&batch)?;
-        if graph {
-            self.graph.invalidate();
-        }
-        drop(_w);
-        self.committed()
+        Ok(keys)
     }
 
     /// Creates a user. Fails with `AlreadyExists` if the name is taken.
-    pub fn create_user(
+    pub async fn create_user(
         &self,
         name: &str,
         password_hash: String,
         zone_privileges: ZonePrivileges,
     ) -> Result<Id> {
         let id = Id::random();
-        self.insert_user(
-            id,
-            &User {
-                name: name.to_owned(),
-                password_hash,
-                zone_privileges,
-                created: now(),
-            },
-        )?;
+        let user = User {
+            name: name.to_owned(),
+            password_hash,
+            zone_privileges,
+            created: now(),
+        };
+        self.insert_user(id, &user).await?;
         Ok(id)
     }
 
     /// Inserts a user under a given id (import).
-    pub fn insert_user(&self, id: Id, user: &User) -> Result<()> {
+    pub async fn insert_user(&self, id: Id, user: &User) -> Result<()> {
         check_username(&user.name)?;
-        let _w = self.lock();
-        if self
-            .engine
-            .get(TreeName::UserNameUserId, user.name.as_bytes())?
-            .is_some()
-            || self.exists(Entity::User, &id)?
+        self.transact(|mut tx| async move {
+            Self::insert_user_in(&mut tx, id, user).await?;
+            Ok(tx.done(()))
+        })
+        .await
+    }
+
+    pub(crate) async fn insert_user_in(tx: &mut Txn<'_>, id: Id, user: &User) -> Result<()> {
+        if tx.exists(&USER_NAMES, &user.name).await?
+            || tx.exists(&USERS, &id).await?
+            || tx.exists(&DELETING, &(Entity::User, id)).await?
         {
             return Err(Error::AlreadyExists(Entity::User));
         }
-        let mut batch = Batch::new();
-        batch.put(
-            TreeName::UserIdUser,
-            id.as_bytes().to_vec(),
-            encode(TreeName::UserIdUser, user)?,
-        );
-        batch.put(
-            TreeName::UserNameUserId,
-            user.name.as_bytes(),
-            id.as_bytes().to_vec(),
-        );
-        self.engine.apply(&batch)?;
-        drop(_w);
-        self.committed()
+        tx.put(&USERS, &id, user)?;
+        tx.put(&USER_NAMES, &user.name, &id)
     }
 
     /// A user by id.
-    pub fn user(&self, id: &Id) -> Result<Option<User>> {
-        self.get_entity(Entity::User, id)
+    pub async fn user(&self, id: &Id) -> Result<Option<User>> {
+        self.get(&USERS, id).await
     }
 
     /// A user by login name.
-    pub fn user_by_name(&self, name: &str) -> Result<Option<(Id, User)>> {
-        let Some(raw) = self.engine.get(TreeName::UserNameUserId, name.as_bytes())? else {
+    pub async fn user_by_name(&self, name: &str) -> Result<Option<(Id, User)>> {
+        let Some(id) = self.get(&USER_NAMES, &name.to_owned()).await? else {
             return Ok(None);
         };
-        let id = super::key_id(TreeName::UserNameUserId, &raw)?;
-        Ok(self.user(&id)?.map(|u| (id, u)))
+        Ok(self.user(&id).await?.map(|u| (id, u)))
     }
 
-    /// Changes a user's record (password hash, zone privileges). The name is fixed.
-    pub fn update_user(&self, id: &Id, f: impl FnOnce(&mut User)) -> Result<User> {
-        let _w = self.lock();
-        let mut user: User = self.user(id)?.ok_or(Error::NotFound(Entity::User))?;
-        let name = user.name.clone();
-        f(&mut user);
-        user.name = name;
-        self.put_entity(Entity::User, id, &user)?;
-        drop(_w);
-        self.committed()?;
-        Ok(user)
+    /// Changes a user's record (password hash, zone privileges) in one
+    /// guarded read-modify-write; the name is fixed. `f` may refuse.
+    pub async fn update_user(&self, id: &Id, f: impl Fn(&mut User) -> Result<()>) -> Result<User> {
+        let f = &f;
+        self.transact(|mut tx| async move {
+            let mut user = tx
+                .get(&USERS, id)
+                .await?
+                .ok_or(Error::NotFound(Entity::User))?;
+            let name = user.name.clone();
+            f(&mut user)?;
+            user.name = name;
+            tx.put(&USERS, id, &user)?;
+            Ok(tx.done(user))
+        })
+        .await
     }
 
-    /// A page of users in id order, after `after`.
-    pub fn users(&self, after: Option<Id>, limit: usize) -> Result<Vec<(Id, User)>> {
-        self.page(TreeName::UserIdUser, &[], after, limit)
+    /// A page of users in id order, after `after`; and whether more follow.
+    pub async fn users(&self, after: Option<Id>, limit: usize) -> Result<(Vec<(Id, User)>, bool)> {
+        self.page(&USERS, &[], after.as_ref(), limit).await
     }
 
     /// Creates a group of type `role`. The creator, if any, becomes a member
     /// with all group privileges.
-    pub fn create_group(&self, name: &str, creator: Option<Id>) -> Result<Id> {
+    pub async fn create_group(&self, name: &str, creator: Option<Id>) -> Result<Id> {
         self.create_group_of_type(name, GroupType::Role, creator)
+            .await
     }
 
     /// Creates a group of the given type. The creator, if any, becomes a
     /// member with all group privileges.
-    pub fn create_group_of_type(
+    pub async fn create_group_of_type(
         &self,
         name: &str,
         kind: GroupType,
         creator: Option<Id>,
     ) -> Result<Id> {
         let id = Id::random();
-        self.insert_group(id, name, kind, creator)?;
+        self.insert_group(id, name, kind, creator).await?;
         Ok(id)
     }
 
     /// Inserts a group under a given id.
-    pub fn insert_group(
+    pub async fn insert_group(
         &self,
         id: Id,
         name: &str,
         kind: GroupType,
         creator: Option<Id>,
     ) -> Result<()> {
-        check_name("group name", name, super::entities::MAX_NAME)?;
-        let _w = self.lock();
-        if self.exists(Entity::Group, &id)? {
-            return Err(Error::AlreadyExists(Entity::Group));
-        }
-        let mut batch = Batch::new();
+        check_name("group name", name, MAX_NAME)?;
         let group = Group {
             name: name.to_owned(),
             kind,
             created: now(),
         };
-        batch.put(
-            TreeName::GroupIdGroup,
-            id.as_bytes().to_vec(),
-            encode(TreeName::GroupIdGroup, &group)?,
-        );
-        if let Some(user) = creator {
-            self.require(Entity::User, &user)?;
-            GROUP_USERS.put_ops(&mut batch, &id, &user, &GroupPrivileges::all())?;
-        }
-        self.engine.apply(&batch)?;
-        self.graph.invalidate();
-        drop(_w);
-        self.committed()
+        let group = &group;
+        self.transact(|mut tx| async move {
+            fresh_in(&mut tx, Entity::Group, &id).await?;
+            tx.put(&GROUPS, &id, group)?;
+            if let Some(user) = creator {
+                require_in(&mut tx, Entity::User, &user).await?;
+                GROUP_USERS_REL.put_in(&mut tx, &id, &user, &GroupPrivileges::all())?;
+            }
+            Ok(tx.done(()))
+        })
+        .await
     }
 
     /// A group by id.
-    pub fn group(&self, id: &Id) -> Result<Option<Group>> {
-        self.get_entity(Entity::Group, id)
+    pub async fn group(&self, id: &Id) -> Result<Option<Group>> {
+        self.get(&GROUPS, id).await
     }
 
     /// A page of groups in id order.
-    pub fn groups(&self, after: Option<Id>, limit: usize) -> Result<Vec<(Id, Group)>> {
-        self.page(TreeName::GroupIdGroup, &[], after, limit)
-    }
-
-    /// Renames a group.
-    pub fn rename_group(&self, id: &Id, name: &str) -> Result<()> {
-        self.update_group(id, Some(name), None)
+    pub async fn groups(
+        &self,
+        after: Option<Id>,
+        limit: usize,
+    ) -> Result<(Vec<(Id, Group)>, bool)> {
+        self.page(&GROUPS, &[], after.as_ref(), limit).await
     }
 
     /// Changes a group's name, type or both.
-    pub fn update_group(&self, id: &Id, name: Option<&str>, kind: Option<GroupType>) -> Result<()> {
+    pub async fn update_group(
+        &self,
+        id: &Id,
+        name: Option<&str>,
+        kind: Option<GroupType>,
+    ) -> Result<()> {
         if let Some(name) = name {
             check_name("group name", name, MAX_NAME)?;
         }
-        let _w = self.lock();
-        let mut g: Group = self.group(id)?.ok_or(Error::NotFound(Entity::Group))?;
-        if let Some(name) = name {
-            g.name = name.to_owned();
-        }
-        g.kind = kind.unwrap_or(g.kind);
-        self.put_entity(Entity::Group, id, &g)?;
-        drop(_w);
-        self.committed()
+        self.transact(|mut tx| async move {
+            let mut g = tx
+                .get(&GROUPS, id)
+                .await?
+                .ok_or(Error::NotFound(Entity::Group))?;
+            if let Some(name) = name {
+                g.name = name.to_owned();
+            }
+            g.kind = kind.unwrap_or(g.kind);
+            tx.put(&GROUPS, id, &g)?;
+            Ok(tx.done(()))
+        })
+        .await
     }
 
     /// Creates a space. The creator, if any, becomes a member with all space privileges.
-    pub fn create_space(&self, name: &str, creator: Option<Id>) -> Result<Id> {
+    pub async fn create_space(&self, name: &str, creator: Option<Id>) -> Result<Id> {
         let id = Id::random();
-        self.insert_space(id, name, creator)?;
+        self.insert_space(id, name, creator).await?;
         Ok(id)
     }
 
     /// Inserts a space under a given id.
-    pub fn insert_space(&self, id: Id, name: &str, creator: Option<Id>) -> Result<()> {
-        let mut batch = Batch::new();
-        let _w = self.lock();
-        self.space_ops(&mut batch, id, name)?;
-        if let Some(user) = creator {
-            self.require(Entity::User, &user)?;
-            SPACE_USERS.put_ops(&mut batch, &id, &user, &SpacePrivileges::all())?;
-        }
-        self.engine.apply(&batch)?;
-        drop(_w);
-        self.committed()
+    pub async fn insert_space(&self, id: Id, name: &str, creator: Option<Id>) -> Result<()> {
+        self.transact(|mut tx| async move {
+            Self::insert_space_in(&mut tx, id, name).await?;
+            if let Some(user) = creator {
+                require_in(&mut tx, Entity::User, &user).await?;
+                SPACE_USERS_REL.put_in(&mut tx, &id, &user, &SpacePrivileges::all())?;
+            }
+            Ok(tx.done(()))
+        })
+        .await
     }
 
-    /// Queues the creation of a space (caller holds the writer lock).
-    pub(crate) fn space_ops(&self, batch: &mut Batch, id: Id, name: &str) -> Result<()> {
+    /// Creates a space record inside a transaction.
+    pub(crate) async fn insert_space_in(tx: &mut Txn<'_>, id: Id, name: &str) -> Result<()> {
         check_name("space name", name, MAX_NAME)?;
-        if self.exists(Entity::Space, &id)? {
-            return Err(Error::AlreadyExists(Entity::Space));
-        }
-        let space = Space {
-            name: name.to_owned(),
-            created: now(),
-        };
-        batch.put(
-            TreeName::SpaceIdSpace,
-            id.as_bytes().to_vec(),
-            encode(TreeName::SpaceIdSpace, &space)?,
-        );
-        Ok(())
+        fresh_in(tx, Entity::Space, &id).await?;
+        tx.put(
+            &SPACES,
+            &id,
+            &Space {
+                name: name.to_owned(),
+                created: now(),
+            },
+        )
     }
 
     /// A space by id.
-    pub fn space(&self, id: &Id) -> Result<Option<Space>> {
-        self.get_entity(Entity::Space, id)
+    pub async fn space(&self, id: &Id) -> Result<Option<Space>> {
+        self.get(&SPACES, id).await
     }
 
     /// A page of spaces in id order.
-    pub fn spaces(&self, after: Option<Id>, limit: usize) -> Result<Vec<(Id, Space)>> {
-        self.page(TreeName::SpaceIdSpace, &[], after, limit)
+    pub async fn spaces(
+        &self,
+        after: Option<Id>,
+        limit: usize,
+    ) -> Result<(Vec<(Id, Space)>, bool)> {
+        self.page(&SPACES, &[], after.as_ref(), limit).await
     }
 
     /// Renames a space.
-    pub fn rename_space(&self, id: &Id, name: &str) -> Result<()> {
+    pub async fn rename_space(&self, id: &Id, name: &str) -> Result<()> {
         check_name("space name", name, MAX_NAME)?;
-        let _w = self.lock();
-        let mut s: Space = self.space(id)?.ok_or(Error::NotFound(Entity::Space))?;
-        s.name = name.to_owned();
-        self.put_entity(Entity::Space, id, &s)?;
-        drop(_w);
-        self.committed()
+        self.transact(|mut tx| async move {
+            let mut s = tx
+                .get(&SPACES, id)
+                .await?
+                .ok_or(Error::NotFound(Entity::Space))?;
+            s.name = name.to_owned();
+            tx.put(&SPACES, id, &s)?;
+            Ok(tx.done(()))
+        })
+        .await
     }
 
     /// Registers a provider.
-    pub fn create_provider(&self, name: &str, domain: &str) -> Result<Id> {
+    pub async fn create_provider(&self, name: &str, domain: &str) -> Result<Id> {
         let id = Id::random();
-        self.insert_provider(id, name, domain)?;
+        self.insert_provider(id, name, domain).await?;
         Ok(id)
     }
 
     /// Inserts a provider under a given id.
-    pub fn insert_provider(&self, id: Id, name: &str, domain: &str) -> Result<()> {
+    pub async fn insert_provider(&self, id: Id, name: &str, domain: &str) -> Result<()> {
+        self.transact(|mut tx| async move {
+            Self::insert_provider_in(&mut tx, id, name, domain).await?;
+            Ok(tx.done(()))
+        })
+        .await
+    }
+
+    /// Creates a provider record inside a transaction.
+    pub(crate) async fn insert_provider_in(
+        tx: &mut Txn<'_>,
+        id: Id,
+        name: &str,
+        domain: &str,
+    ) -> Result<()> {
         check_name("provider name", name, MAX_NAME)?;
         check_name("provider domain", domain, MAX_NAME)?;
-        let _w = self.lock();
-        if self.exists(Entity::Provider, &id)? {
-            return Err(Error::AlreadyExists(Entity::Provider));
-        }
-        let p = Provider {
-            name: name.to_owned(),
-            domain: domain.to_owned(),
-            created: now(),
-        };
-        self.put_entity(Entity::Provider, &id, &p)?;
-        drop(_w);
-        self.committed()
+        fresh_in(tx, Entity::Provider, &id).await?;
+        tx.put(
+            &PROVIDERS,
+            &id,
+            &Provider {
+                name: name.to_owned(),
+                domain: domain.to_owned(),
+                created: now(),
+            },
+        )
     }
 
     /// A provider by id.
-    pub fn provider(&self, id: &Id) -> Result<Option<Provider>> {
-        self.get_entity(Entity::Provider, id)
+    pub async fn provider(&self, id: &Id) -> Result<Option<Provider>> {
+        self.get(&PROVIDERS, id).await
     }
 
     /// A page of providers in id order.
-    pub fn providers(&self, after: Option<Id>, limit: usize) -> Result<Vec<(Id, Provider)>> {
-        self.page(TreeName::ProviderIdProvider, &[], after, limit)
+    pub async fn providers(
+        &self,
+        after: Option<Id>,
+        limit: usize,
+    ) -> Result<(Vec<(Id, Provider)>, bool)> {
+        self.page(&PROVIDERS, &[], after.as_ref(), limit).await
     }
+}
+
+/// Guards that no entity of `kind` has `id`, nor is one with it being deleted.
+async fn fresh_in(tx: &mut Txn<'_>, kind: Entity, id: &Id) -> Result<()> {
+    let taken = match kind {
+        Entity::Group => tx.exists(&GROUPS, id).await?,
+        Entity::Space => tx.exists(&SPACES, id).await?,
+        Entity::Provider => tx.exists(&PROVIDERS, id).await?,
+        Entity::User => tx.exists(&USERS, id).await?,
+        _ => false,
+    };
+    if taken || tx.exists(&DELETING, &(kind, *id)).await? {
+        return Err(Error::AlreadyExists(kind));
+    }
+    Ok(())
 }

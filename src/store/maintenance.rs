@@ -1,152 +1,315 @@
-//! Consistent backups and the consistency check.
+//! Consistent copies and the consistency check, both read at one snapshot
+//! (one read point of the engine), page by page, while the store serves.
 
 use std::path::Path;
 
-use super::relations::{GROUP_CHILDREN, GROUP_USERS, SPACE_GROUPS, SPACE_PROVIDERS, SPACE_USERS};
-use super::{key_id, Engine, SledEngine, SledOptions, Store, TreeName};
+use super::relations::{
+    Relation, GROUP_CHILDREN_REL, GROUP_USERS_REL, SPACE_GROUPS_REL, SPACE_PROVIDERS_REL,
+    SPACE_USERS_REL,
+};
+use super::schema::{
+    self, StoredValue, Table, DELETING, TOKENS, TOKENS_BY_EXPIRY, TOKENS_BY_TARGET, USERS,
+    USER_NAMES,
+};
+use super::{Store, PAGE_MAX};
+use crate::engine::sled::{SledEngine, SledOptions};
+use crate::engine::{Commit, Durability, Engine, Snapshot, Write};
 use crate::error::{Entity, Error, Result};
-use crate::model::{Id, TokenRecord, User};
-
-/// Entries copied per engine call during a backup.
-const CHUNK: usize = 4096;
+use crate::model::Id;
 
 impl Store {
-    /// Copies every tree into a new sled database at `dir` (which must not
-    /// exist yet) while holding the writer lock, so the copy is a consistent
-    /// snapshot of every relation. Mints that run meanwhile are single-key
-    /// writes: each is in the copy entirely or not at all. A backup directory
-    /// is a store directory: serve it with `--data` after moving it to
-    /// `<data>/store`, or restore it with `ozmint restore`.
-    pub fn backup_to(&self, dir: &Path) -> Result<()> {
+    /// Writes a consistent copy of the store into a new sled database at
+    /// `dir` (which must not exist yet), while the store keeps serving. A
+    /// backup directory is a sled store: restore it with `ozmint restore`.
+    pub async fn backup_to(&self, dir: &Path) -> Result<()> {
         if dir.exists() {
             return Err(Error::Invalid(format!("{} already exists", dir.display())));
         }
         let target = SledEngine::open(dir, &SledOptions::default())?;
-        let _w = self.lock();
-        self.copy_into(&target)?;
-        target.flush()?;
+        self.copy_into(&target).await?;
+        target.flush().await?;
         Ok(())
     }
 
-    /// Copies every entry of every tree into `target`.
-    pub fn copy_into(&self, target: &dyn Engine) -> Result<()> {
-        for tree in TreeName::ALL {
-            let mut after: Option<Vec<u8>> = None;
-            loop {
-                let chunk = self.engine.scan(tree, &[], after.as_deref(), CHUNK)?;
-                let mut batch = super::Batch::new();
-                for (k, v) in &chunk {
-                    batch.put(tree, k.clone(), v.clone());
-                }
-                target.apply(&batch)?;
-                match chunk.last() {
-                    Some((k, _)) if chunk.len() == CHUNK => after = Some(k.clone()),
-                    _ => break,
+    /// Copies every entry, as of one snapshot, into `target`, in commits
+    /// within both engines' limits. Returns how many entries were copied.
+    pub async fn copy_into(&self, target: &dyn Engine) -> Result<u64> {
+        let snap = self.engine.snapshot().await?;
+        let tl = target.limits();
+        let per_commit = tl.max_writes.min(PAGE_MAX).max(1);
+        let mut after: Option<Vec<u8>> = None;
+        let mut copied = 0u64;
+        loop {
+            let page = snap.scan(&[], after.as_deref(), per_commit).await?;
+            let mut writes = Vec::with_capacity(page.entries.len());
+            let mut bytes = 0;
+            for (k, v) in &page.entries {
+                bytes += k.len() + v.len();
+                writes.push(Write::Put(k.clone(), v.clone()));
+                if bytes > tl.max_commit_bytes / 2 {
+                    copied += writes.len() as u64;
+                    commit_all(target, std::mem::take(&mut writes)).await?;
+                    bytes = 0;
                 }
             }
+            copied += writes.len() as u64;
+            commit_all(target, writes).await?;
+            match page.next_after() {
+                Some(a) => after = Some(a.to_vec()),
+                None => break,
+            }
         }
-        Ok(())
+        target
+            .commit(Commit::new(Vec::new(), Vec::new(), Durability::Immediate))
+            .await?;
+        Ok(copied)
     }
 
-    /// Checks every invariant the store keeps and returns what is broken:
-    /// both directions of every relation, endpoints of relations exist, the
-    /// user name index, token indexes, and that every record decodes.
-    pub fn check(&self) -> Result<Vec<String>> {
+    /// Checks every invariant the store keeps, at one snapshot, and returns
+    /// what is broken: every record decodes, the user name index points both
+    /// ways, every relation has both directions and live ends (or a deletion
+    /// still cascading), every token record has its index entries, and no key
+    /// lies outside the tables.
+    pub async fn check(&self) -> Result<Vec<String>> {
+        let snap = self.engine.snapshot().await?;
+        let snap = snap.as_ref();
         let mut problems = Vec::new();
-        let all = |t: TreeName| self.engine.scan(t, &[], None, usize::MAX);
-        for (k, v) in all(TreeName::UserIdUser)? {
-            match super::decode::<User>(TreeName::UserIdUser, &v) {
-                Ok(u) => {
-                    let indexed = self
-                        .engine
-                        .get(TreeName::UserNameUserId, u.name.as_bytes())?;
-                    if indexed.as_deref() != Some(k.as_slice()) {
-                        problems.push(format!("user {:?}: name index does not point back", u.name));
-                    }
+        let deleting: Vec<(Entity, Id)> = keys_of(snap, &DELETING).await?;
+        let dying = |kind: Entity, id: &Id| deleting.contains(&(kind, *id));
+
+        let limit = self.engine.limits().max_batch_keys;
+        let users = for_each(snap, &USERS, |id, raw| match USERS.decode(raw) {
+            Ok(u) => Some(Ok((id, u.name))),
+            Err(e) => Some(Err(format!("user record: {e}"))),
+        })
+        .await?;
+        let users = split(users, &mut problems);
+        for chunk in users.chunks(limit) {
+            let keys: Vec<Vec<u8>> = chunk.iter().map(|(_, n)| USER_NAMES.key(n)).collect();
+            for ((id, name), v) in chunk.iter().zip(get(snap, &keys).await?) {
+                if v.as_deref() != Some(id.as_bytes()) {
+                    problems.push(format!("user {name:?}: name index does not point back"));
                 }
-                Err(e) => problems.push(format!("user record: {e}")),
             }
         }
-        for (name, id) in all(TreeName::UserNameUserId)? {
-            if self.engine.get(TreeName::UserIdUser, &id)?.is_none() {
-                problems.push(format!(
-                    "name index {:?} names a missing user",
-                    String::from_utf8_lossy(&name)
-                ));
-            }
-        }
-        self.check_relation(&GROUP_USERS, &mut problems)?;
-        self.check_relation(&GROUP_CHILDREN, &mut problems)?;
-        self.check_relation(&SPACE_USERS, &mut problems)?;
-        self.check_relation(&SPACE_GROUPS, &mut problems)?;
-        self.check_relation(&SPACE_PROVIDERS, &mut problems)?;
-        for (k, _) in all(TreeName::Tokens)? {
-            match k.first() {
-                Some(b'r') => {
-                    let id = key_id(TreeName::Tokens, &k[1..])?;
-                    match self.token(&id) {
-                        Ok(Some(rec)) => self.check_token(&id, &rec, &mut problems)?,
-                        Ok(None) => {}
-                        Err(e) => problems.push(format!("token {id}: {e}")),
-                    }
+        let names = for_each(snap, &USER_NAMES, |name, raw| Some((name, raw.to_vec()))).await?;
+        for chunk in names.chunks(limit) {
+            let keys: Vec<Vec<u8>> = chunk
+                .iter()
+                .map(|(_, id)| [USERS.prefix().as_slice(), id].concat())
+                .collect();
+            for ((name, _), v) in chunk.iter().zip(get(snap, &keys).await?) {
+                if v.is_none() {
+                    problems.push(format!("name index {name:?} names a missing user"));
                 }
-                // Index entries without a record are left by a mint interrupted
-                // before its record was written: harmless (readers skip them)
-                // and removed by purging, so not a problem.
-                Some(b't') if k.len() == 65 => {}
-                Some(b'e') if k.len() == 41 => {}
-                _ => problems.push("malformed key in the tokens tree".into()),
             }
         }
+        check_relation(snap, &GROUP_USERS_REL, &dying, limit, &mut problems).await?;
+        check_relation(snap, &GROUP_CHILDREN_REL, &dying, limit, &mut problems).await?;
+        check_relation(snap, &SPACE_USERS_REL, &dying, limit, &mut problems).await?;
+        check_relation(snap, &SPACE_GROUPS_REL, &dying, limit, &mut problems).await?;
+        check_relation(snap, &SPACE_PROVIDERS_REL, &dying, limit, &mut problems).await?;
+        for table in [
+            schema::GROUPS.name,
+            schema::SPACES.name,
+            schema::PROVIDERS.name,
+        ] {
+            let bad = undecodable(snap, table).await?;
+            problems.extend(bad.into_iter().map(|e| format!("{table}: {e}")));
+        }
+        let tokens = for_each(snap, &TOKENS, |id, raw| match TOKENS.decode(raw) {
+            Ok(rec) => Some(Ok((id, rec))),
+            Err(e) => Some(Err(format!("token {id}: {e}"))),
+        })
+        .await?;
+        let records = split(tokens, &mut problems);
+        for chunk in records.chunks(limit / 2) {
+            let mut keys = Vec::with_capacity(chunk.len() * 2);
+            for (id, rec) in chunk {
+                keys.push(TOKENS_BY_TARGET.key(&(rec.target, *id)));
+                keys.push(TOKENS_BY_EXPIRY.key(&(rec.expires, *id)));
+            }
+            let got = get(snap, &keys).await?;
+            for ((id, _), pair) in chunk.iter().zip(got.chunks(2)) {
+                if pair.iter().any(Option::is_none) {
+                    problems.push(format!("token {id}: an index entry is missing"));
+                }
+            }
+        }
+        // Index entries without a record are left by interrupted mints of
+        // older releases: readers skip them and purging removes them.
+        let bad = undecodable(snap, schema::ROOT_KEYS.name).await?;
+        problems.extend(bad.into_iter().map(|e| format!("root key: {e}")));
+        problems.extend(stray_keys(snap).await?);
         Ok(problems)
     }
+}
 
-    fn check_token(&self, id: &Id, rec: &TokenRecord, problems: &mut Vec<String>) -> Result<()> {
-        let t = [&b"t"[..], rec.target.as_bytes(), id.as_bytes()].concat();
-        let e = [&b"e"[..], &rec.expires.to_be_bytes()[..], id.as_bytes()].concat();
-        if self.engine.get(TreeName::Tokens, &t)?.is_none()
-            || self.engine.get(TreeName::Tokens, &e)?.is_none()
-        {
-            problems.push(format!("token {id}: an index entry is missing"));
+/// The good items; the problems go to `problems`.
+fn split<T>(items: Vec<Result<T, String>>, problems: &mut Vec<String>) -> Vec<T> {
+    let mut good = Vec::with_capacity(items.len());
+    for item in items {
+        match item {
+            Ok(t) => good.push(t),
+            Err(p) => problems.push(p),
         }
-        Ok(())
     }
+    good
+}
 
-    fn check_relation<T: crate::codec::Record>(
-        &self,
-        r: &super::Relation<T>,
-        problems: &mut Vec<String>,
-    ) -> Result<()> {
-        let exists = |kind: Entity, id: &Id| self.engine.get(kind.tree(), id.as_bytes());
-        for (k, v) in self.engine.scan(r.fwd, &[], None, usize::MAX)? {
-            let (a, b) = (key_id(r.fwd, &k[..32])?, key_id(r.fwd, &k[32..])?);
-            if super::decode::<T>(r.fwd, &v).is_err() {
-                problems.push(format!(
-                    "{}: undecodable value for {a} -> {b}",
-                    r.fwd.name()
-                ));
+async fn commit_all(target: &dyn Engine, writes: Vec<Write>) -> Result<()> {
+    if !writes.is_empty() {
+        target
+            .commit(Commit::new(Vec::new(), writes, Durability::Eventual))
+            .await?;
+    }
+    Ok(())
+}
+
+async fn get(snap: &dyn Snapshot, keys: &[Vec<u8>]) -> Result<Vec<Option<Vec<u8>>>> {
+    let refs: Vec<&[u8]> = keys.iter().map(Vec::as_slice).collect();
+    Ok(snap.get_many(&refs).await?)
+}
+
+/// Calls `f` for every entry of `table` with its decoded key, collecting what it returns.
+async fn for_each<K, V, T>(
+    snap: &dyn Snapshot,
+    table: &Table<K, V>,
+    mut f: impl FnMut(K, &[u8]) -> Option<T>,
+) -> Result<Vec<T>>
+where
+    K: schema::KeyPart,
+    V: StoredValue,
+{
+    let prefix = table.prefix();
+    let mut out = Vec::new();
+    let mut after: Option<Vec<u8>> = None;
+    loop {
+        let page = snap.scan(&prefix, after.as_deref(), PAGE_MAX).await?;
+        for (k, v) in &page.entries {
+            if let Some(t) = f(table.decode_key(k)?, v) {
+                out.push(t);
             }
-            if self.engine.get(r.rev, &super::pair(&b, &a))?.is_none() {
-                problems.push(format!("{}: {a} -> {b} has no reverse entry", r.fwd.name()));
+        }
+        match page.next_after() {
+            Some(a) => after = Some(a.to_vec()),
+            None => return Ok(out),
+        }
+    }
+}
+
+async fn keys_of<K: schema::KeyPart, V: StoredValue>(
+    snap: &dyn Snapshot,
+    table: &Table<K, V>,
+) -> Result<Vec<K>> {
+    for_each(snap, table, |k, _| Some(k)).await
+}
+
+/// Decoding errors of every value of a record table.
+async fn undecodable(snap: &dyn Snapshot, table: &'static str) -> Result<Vec<String>> {
+    let t = |raw: &[u8]| -> Option<String> {
+        let r = match table {
+            n if n == schema::GROUPS.name => schema::GROUPS.decode(raw).map(|_| ()),
+            n if n == schema::SPACES.name => schema::SPACES.decode(raw).map(|_| ()),
+            n if n == schema::PROVIDERS.name => schema::PROVIDERS.decode(raw).map(|_| ()),
+            n if n == schema::ROOT_KEYS.name => schema::ROOT_KEYS.decode(raw).map(|_| ()),
+            _ => Ok(()),
+        };
+        r.err().map(|e| e.to_string())
+    };
+    let prefix = [table.as_bytes(), b"/"].concat();
+    let mut out = Vec::new();
+    let mut after: Option<Vec<u8>> = None;
+    loop {
+        let page = snap.scan(&prefix, after.as_deref(), PAGE_MAX).await?;
+        out.extend(page.entries.iter().filter_map(|(_, v)| t(v)));
+        match page.next_after() {
+            Some(a) => after = Some(a.to_vec()),
+            None => return Ok(out),
+        }
+    }
+}
+
+async fn check_relation<V: StoredValue>(
+    snap: &dyn Snapshot,
+    r: &Relation<V>,
+    dying: &dyn Fn(Entity, &Id) -> bool,
+    limit: usize,
+    problems: &mut Vec<String>,
+) -> Result<()> {
+    let name = r.fwd.name;
+    let fwd = for_each(snap, &r.fwd, |(a, b), raw| {
+        if r.fwd.decode(raw).is_err() {
+            Some(Err(format!("{name}: undecodable value for {a} -> {b}")))
+        } else {
+            Some(Ok((a, b)))
+        }
+    })
+    .await?;
+    let edges = split(fwd, problems);
+    let key = |kind: Entity, id: &Id| schema::entity_key(kind, id).unwrap_or_default();
+    for chunk in edges.chunks((limit / 3).max(1)) {
+        let mut keys = Vec::with_capacity(chunk.len() * 3);
+        for (a, b) in chunk {
+            keys.push(r.rev.key(&(*b, *a)));
+            keys.push(key(r.a, a));
+            keys.push(key(r.b, b));
+        }
+        let got = get(snap, &keys).await?;
+        for ((a, b), three) in chunk.iter().zip(got.chunks(3)) {
+            if three[0].is_none() {
+                problems.push(format!("{name}: {a} -> {b} has no reverse entry"));
             }
-            if exists(r.a, &a)?.is_none() || exists(r.b, &b)?.is_none() {
+            let a_gone = three[1].is_none() && !dying(r.a, a);
+            let b_gone = three[2].is_none() && !dying(r.b, b);
+            if a_gone || b_gone {
                 problems.push(format!(
-                    "{}: {a} -> {b} names a missing {} or {}",
-                    r.fwd.name(),
-                    r.a,
-                    r.b
+                    "{name}: {a} -> {b} names a missing {} or {}",
+                    r.a, r.b
                 ));
             }
         }
-        for (k, _) in self.engine.scan(r.rev, &[], None, usize::MAX)? {
-            let (b, a) = (key_id(r.rev, &k[..32])?, key_id(r.rev, &k[32..])?);
-            if self.engine.get(r.fwd, &super::pair(&a, &b))?.is_none() {
+    }
+    let rev = keys_of(snap, &r.rev).await?;
+    for chunk in rev.chunks(limit) {
+        let keys: Vec<Vec<u8>> = chunk.iter().map(|(b, a)| r.fwd.key(&(*a, *b))).collect();
+        for ((b, a), v) in chunk.iter().zip(get(snap, &keys).await?) {
+            if v.is_none() {
                 problems.push(format!(
                     "{}: reverse entry {b} <- {a} has no forward entry",
-                    r.rev.name()
+                    r.rev.name
                 ));
             }
         }
-        Ok(())
     }
+    Ok(())
+}
+
+/// Keys outside every table (a store written by something else, or damage).
+async fn stray_keys(snap: &dyn Snapshot) -> Result<Vec<String>> {
+    let mut bounds: Vec<Vec<u8>> = schema::TABLES
+        .iter()
+        .map(|t| [t.as_bytes(), b"/"].concat())
+        .collect();
+    bounds.sort();
+    let mut problems = Vec::new();
+    // Everything before the first table, between tables, and after the last.
+    let mut after: Option<Vec<u8>> = None;
+    let mut count = 0usize;
+    loop {
+        let page = snap.scan(&[], after.as_deref(), PAGE_MAX).await?;
+        for (k, _) in &page.entries {
+            if !bounds.iter().any(|b| k.starts_with(b)) {
+                count += 1;
+            }
+        }
+        match page.next_after() {
+            Some(a) => after = Some(a.to_vec()),
+            None => break,
+        }
+    }
+    if count > 0 {
+        problems.push(format!("{count} key(s) outside every table"));
+    }
+    Ok(problems)
 }

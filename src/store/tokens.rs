@@ -1,218 +1,103 @@
-//! Token records and root keys.
+//! Token records and their indexes.
 //!
-//! Layout (all in [`TreeName::Tokens`]):
-//! `b"r" ++ token id` -> record, `b"t" ++ target ++ token id` -> (),
-//! `b"e" ++ expiry (u64 BE) ++ token id` -> (). Root keys live in
-//! [`TreeName::KeyIdRootKey`] under their id as `u32` big-endian.
+//! A record lives in `tokenid_token`; `targetid_tokenid` lists the tokens of
+//! a target, `expiry_tokenid` orders them by expiry for purging. The three
+//! keys are written in one commit. State changes (consumption, revocation)
+//! are transactions guarded by the record as read (see `crate::ops`).
 
-use super::{decode, encode, key_id, Batch, Store, TreeName, PAGE_MAX};
-use crate::error::{Entity, Error, Result};
-use crate::model::{Id, RootKey, TokenRecord};
-
-/// The largest page of tokens a list call returns.
-pub const TOKENS_PAGE_MAX: usize = PAGE_MAX;
-
-const T: TreeName = TreeName::Tokens;
-
-fn rec_key(id: &Id) -> [u8; 33] {
-    let mut k = [0u8; 33];
-    k[0] = b'r';
-    k[1..].copy_from_slice(id.as_bytes());
-    k
-}
-
-fn target_key(target: &Id, id: &Id) -> Vec<u8> {
-    [&b"t"[..], target.as_bytes(), id.as_bytes()].concat()
-}
-
-fn expiry_key(expires: u64, id: &Id) -> Vec<u8> {
-    [&b"e"[..], &expires.to_be_bytes()[..], id.as_bytes()].concat()
-}
-
-fn removal_ops(batch: &mut Batch, id: &Id, rec: &TokenRecord) {
-    batch.remove(T, rec_key(id).to_vec());
-    batch.remove(T, target_key(&rec.target, id));
-    batch.remove(T, expiry_key(rec.expires, id));
-}
+use super::generation::Generation;
+use super::schema::{TOKENS, TOKENS_BY_EXPIRY, TOKENS_BY_TARGET};
+use super::{Store, Txn};
+use crate::error::Result;
+use crate::model::{Id, TokenRecord};
 
 impl Store {
-    /// Stores a new token record with its indexes. Three single-key writes
-    /// instead of one batch (sled's multi-key batches take its global lock and
-    /// write out its log buffer, several times the cost of a put): indexes
-    /// first, the record last, so a crash in between leaves only index
-    /// entries without a record, which readers skip and purging removes (the
-    /// expiry entry carries the target for that).
-    pub fn insert_token(&self, id: &Id, rec: &TokenRecord) -> Result<()> {
-        self.insert_token_unsynced(id, rec)?;
-        self.committed()
-    }
-
-    /// [`Store::insert_token`] without waiting for durability: the caller
-    /// must call [`Store::committed`] or await [`Store::committed_async`]
-    /// before handing the token out.
-    pub fn insert_token_unsynced(&self, id: &Id, rec: &TokenRecord) -> Result<()> {
-        self.engine
-            .put(T, &expiry_key(rec.expires, id), rec.target.as_bytes())?;
-        self.engine.put(T, &target_key(&rec.target, id), &[])?;
-        Ok(self.engine.put(T, &rec_key(id), &encode(T, rec)?)?)
+    /// Writes a new token record with its indexes in `tx`.
+    pub fn insert_token_in(tx: &mut Txn<'_>, id: &Id, rec: &TokenRecord) -> Result<()> {
+        tx.put(&TOKENS, id, rec)?;
+        tx.put(&TOKENS_BY_TARGET, &(rec.target, *id), &())?;
+        tx.put(&TOKENS_BY_EXPIRY, &(rec.expires, *id), &rec.target)
     }
 
     /// A token record by identifier.
-    pub fn token(&self, id: &Id) -> Result<Option<TokenRecord>> {
-        self.get_rec(T, &rec_key(id))
+    pub async fn token(&self, id: &Id) -> Result<Option<TokenRecord>> {
+        self.get(&TOKENS, id).await
     }
 
-    /// Reads a token record, lets `f` decide its next state and queue further
-    /// writes, and applies both atomically under the writer lock. If `f` fails,
-    /// nothing is written (a failed consumption leaves the token usable).
-    pub fn transition_token<R>(
+    /// A token record and the root keys' generation, in one engine call.
+    pub async fn token_and_keys_generation(
         &self,
         id: &Id,
-        f: impl FnOnce(&Store, &TokenRecord, &mut Batch) -> Result<(TokenRecord, R)>,
-    ) -> Result<R> {
-        let out = self.transition_token_unsynced(id, f)?;
-        self.committed()?;
-        Ok(out)
+    ) -> Result<(Option<TokenRecord>, Option<Vec<u8>>)> {
+        let mut got = self
+            .get_raw_many(&[TOKENS.key(id), Generation::Keys.key()])
+            .await?;
+        let generation = got.pop().flatten();
+        let rec = got
+            .pop()
+            .flatten()
+            .map(|raw| TOKENS.decode(&raw))
+            .transpose()?;
+        Ok((rec, generation))
     }
 
-    /// [`Store::transition_token`] without waiting for durability: the
-    /// caller must call [`Store::committed`] or await
-    /// [`Store::committed_async`] before acknowledging the new state.
-    pub fn transition_token_unsynced<R>(
-        &self,
-        id: &Id,
-        f: impl FnOnce(&Store, &TokenRecord, &mut Batch) -> Result<(TokenRecord, R)>,
-    ) -> Result<R> {
-        let _w = self.lock();
-        let rec = self.token(id)?.ok_or(Error::NotFound(Entity::Token))?;
-        let mut batch = Batch::new();
-        let (new, out) = f(self, &rec, &mut batch)?;
-        batch.put(T, rec_key(id).to_vec(), encode(T, &new)?);
-        let graph = batch
-            .ops()
-            .iter()
-            .any(|(t, _, _)| matches!(t, TreeName::GroupUsers | TreeName::GroupChildren));
-        self.engine.apply(&batch)?;
-        if graph {
-            self.graph.invalidate();
-        }
-        Ok(out)
-    }
-
-    /// A page of the tokens minted for `target`, in identifier order.
-    pub fn tokens_of(
+    /// A page of the tokens minted for `target`, in identifier order; and
+    /// whether more follow.
+    pub async fn tokens_of(
         &self,
         target: &Id,
         after: Option<Id>,
         limit: usize,
-    ) -> Result<Vec<(Id, TokenRecord)>> {
-        let prefix = [&b"t"[..], target.as_bytes()].concat();
-        let after_key = after.map(|a| target_key(target, &a));
-        let keys = self
-            .engine
-            .scan(T, &prefix, after_key.as_deref(), limit.min(PAGE_MAX))?;
-        let mut out = Vec::with_capacity(keys.len());
-        for (k, _) in keys {
-            let id = key_id(T, &k[33..])?;
-            if let Some(rec) = self.token(&id)? {
-                out.push((id, rec));
+    ) -> Result<(Vec<(Id, TokenRecord)>, bool)> {
+        let after = after.map(|a| (*target, a));
+        let (page, more) = self
+            .page(&TOKENS_BY_TARGET, target.as_bytes(), after.as_ref(), limit)
+            .await?;
+        let ids: Vec<Id> = page.iter().map(|((_, t), _)| *t).collect();
+        let recs = self
+            .get_raw_many(&ids.iter().map(|t| TOKENS.key(t)).collect::<Vec<_>>())
+            .await?;
+        let mut out = Vec::with_capacity(ids.len());
+        for (id, raw) in ids.into_iter().zip(recs) {
+            if let Some(raw) = raw {
+                out.push((id, TOKENS.decode(&raw)?));
             }
         }
-        Ok(out)
-    }
-
-    /// Queues the removal of every token minted for `target` (caller holds the lock).
-    pub(crate) fn token_removal_ops(&self, target: &Id, batch: &mut Batch) -> Result<()> {
-        let prefix = [&b"t"[..], target.as_bytes()].concat();
-        for k in self.scan_keys(T, &prefix)? {
-            let id = key_id(T, &k[33..])?;
-            if let Some(rec) = self.token(&id)? {
-                removal_ops(batch, &id, &rec);
-            }
-        }
-        Ok(())
+        Ok((out, more))
     }
 
     /// Deletes up to `limit` token records that expired before `now`, oldest
-    /// first. Returns how many were deleted.
-    pub fn purge_expired(&self, now: u64, limit: usize) -> Result<usize> {
-        let keys = self.engine.scan(T, b"e", None, limit)?;
-        let _w = self.lock();
-        let mut batch = Batch::new();
-        let mut n = 0;
-        for (k, v) in keys {
-            let expires = u64::from_be_bytes(k[1..9].try_into().map_err(|_| Error::Corrupt {
-                tree: T.name(),
-                error: crate::codec::CodecError::Malformed,
-            })?);
-            if expires >= now {
-                break;
-            }
-            let id = key_id(T, &k[9..])?;
-            match self.token(&id)? {
-                Some(rec) => removal_ops(&mut batch, &id, &rec),
-                None => {
-                    // Left by a mint interrupted before its record was written.
-                    if let Some(target) = Id::from_slice(&v) {
-                        batch.remove(T, target_key(&target, &id));
-                    }
-                    batch.remove(T, k);
-                }
-            }
-            n += 1;
-        }
-        if !batch.is_empty() {
-            self.engine.apply(&batch)?;
-            drop(_w);
-            self.committed()?;
-        }
-        Ok(n)
-    }
-
-    /// Number of token records.
-    pub fn token_count(&self) -> Result<usize> {
-        // Each record has exactly three keys.
-        Ok(self.engine.len(T)? / 3)
-    }
-
-    /// All root keys, by id.
-    pub fn root_keys(&self) -> Result<Vec<(u32, RootKey)>> {
-        self.engine
-            .scan(TreeName::KeyIdRootKey, &[], None, usize::MAX)?
+    /// first, in one guarded commit within the engine's limits (call again
+    /// while it returns as many as asked). Returns how many were deleted.
+    pub async fn purge_expired(&self, now: u64, limit: usize) -> Result<usize> {
+        let l = self.engine.limits();
+        let chunk = limit
+            .min(l.max_guards.saturating_sub(1))
+            .min(l.max_writes / 3)
+            .max(1);
+        let (page, _) = self.page(&TOKENS_BY_EXPIRY, &[], None, chunk).await?;
+        let due: Vec<((u64, Id), Id)> = page
             .into_iter()
-            .map(|(k, v)| {
-                let id = k
-                    .as_slice()
-                    .try_into()
-                    .map(u32::from_be_bytes)
-                    .map_err(|_| Error::Corrupt {
-                        tree: TreeName::KeyIdRootKey.name(),
-                        error: crate::codec::CodecError::Malformed,
-                    })?;
-                Ok((id, decode(TreeName::KeyIdRootKey, &v)?))
-            })
-            .collect()
-    }
-
-    /// Stores a root key (new or retired).
-    pub fn put_root_key(&self, id: u32, key: &RootKey) -> Result<()> {
-        let tree = TreeName::KeyIdRootKey;
-        self.engine
-            .put(tree, &id.to_be_bytes(), &encode(tree, key)?)?;
-        self.committed()
-    }
-
-    /// Stores a root key only if no key has that id yet; returns whether it did.
-    pub fn insert_root_key(&self, id: u32, key: &RootKey) -> Result<bool> {
-        let tree = TreeName::KeyIdRootKey;
-        let ok = self.engine.compare_and_swap(
-            tree,
-            &id.to_be_bytes(),
-            None,
-            Some(&encode(tree, key)?),
-        )?;
-        self.committed()?;
-        Ok(ok)
+            .take_while(|((expires, _), _)| *expires < now)
+            .collect();
+        if due.is_empty() {
+            return Ok(0);
+        }
+        let due = &due;
+        self.transact(|mut tx| async move {
+            let ids: Vec<Id> = due.iter().map(|((_, id), _)| *id).collect();
+            let recs = tx.get_many(&TOKENS, &ids).await?;
+            for (((expires, id), target), rec) in due.iter().zip(recs) {
+                tx.delete(&TOKENS_BY_EXPIRY, &(*expires, *id));
+                // Without a record (left by an interrupted mint of an older
+                // release) the index entry names the target.
+                let target = rec.as_ref().map_or(*target, |r| r.target);
+                tx.delete(&TOKENS_BY_TARGET, &(target, *id));
+                tx.delete(&TOKENS, id);
+            }
+            Ok(tx.done(due.len()))
+        })
+        .await
     }
 }
 
@@ -221,32 +106,63 @@ mod tests {
     use super::*;
     use crate::model::{Subject, TokenKind, TokenState};
 
-    #[test]
-    fn an_interrupted_mint_leaves_only_purgeable_index_entries() {
-        let s = Store::memory();
-        let (id, target) = (Id::random(), Id::random());
-        // What a crash between the index writes and the record write leaves.
-        s.engine
-            .put(T, &expiry_key(5, &id), target.as_bytes())
-            .unwrap();
-        s.engine.put(T, &target_key(&target, &id), &[]).unwrap();
-        assert!(s.tokens_of(&target, None, 10).unwrap().is_empty());
-        assert!(s.check().unwrap().is_empty());
-        assert_eq!(s.purge_expired(10, 100).unwrap(), 1);
-        assert!(s.engine.scan(T, &[], None, usize::MAX).unwrap().is_empty());
-        // A complete record is listed, then purged with all three keys.
-        let rec = TokenRecord {
+    fn rec(target: Id, expires: u64) -> TokenRecord {
+        TokenRecord {
             kind: TokenKind::SpaceSupport,
             target,
             issuer: Subject::User(Id::random()),
             key_id: 1,
             created: 1,
-            expires: 6,
+            expires,
             state: TokenState::Active,
-        };
-        s.insert_token(&id, &rec).unwrap();
-        assert_eq!(s.tokens_of(&target, None, 10).unwrap(), vec![(id, rec)]);
-        assert_eq!(s.purge_expired(10, 100).unwrap(), 1);
-        assert!(s.engine.scan(T, &[], None, usize::MAX).unwrap().is_empty());
+        }
+    }
+
+    #[tokio::test]
+    async fn expired_records_are_purged_with_their_indexes_in_chunks() {
+        let s = Store::memory().await.unwrap();
+        let target = Id::random();
+        let mut ids = Vec::new();
+        for i in 0..25u64 {
+            let id = Id::random();
+            let r = rec(target, if i < 20 { 5 + i } else { 1000 });
+            s.transact(|mut tx| {
+                let r = r.clone();
+                async move {
+                    Store::insert_token_in(&mut tx, &id, &r)?;
+                    Ok(tx.done(()))
+                }
+            })
+            .await
+            .unwrap();
+            ids.push(id);
+        }
+        // An index entry left without its record is purged too.
+        let orphan = Id::random();
+        s.transact(|mut tx| async move {
+            tx.put(&TOKENS_BY_EXPIRY, &(3, orphan), &target)?;
+            tx.put(&TOKENS_BY_TARGET, &(target, orphan), &())?;
+            Ok(tx.done(()))
+        })
+        .await
+        .unwrap();
+        let mut purged = 0;
+        loop {
+            let n = s.purge_expired(100, 7).await.unwrap();
+            purged += n;
+            if n < 7 {
+                break;
+            }
+        }
+        assert_eq!(purged, 21);
+        let (left, more) = s.tokens_of(&target, None, 100).await.unwrap();
+        assert!(!more);
+        assert_eq!(left.len(), 5, "the five unexpired records stay");
+        assert_eq!(
+            s.all_keys(&TOKENS_BY_EXPIRY, &[]).await.unwrap().len(),
+            5,
+            "no expiry entry of a purged record is left"
+        );
+        assert_eq!(s.all_keys(&TOKENS_BY_TARGET, &[]).await.unwrap().len(), 5);
     }
 }

@@ -2,6 +2,14 @@
 //! fuzz targets. Not part of the shipped library.
 //!
 //! - [`conformance`]: the tests every storage engine must pass.
+//! - [`server`]: an in-process server on a temporary directory, clients, the
+//!   demo data set's ids, error-answer checks.
+//! - [`spawned`]: the real binary as a child process, bounded in every wait.
+//! - [`onedata`]: Onedata's token escaping, written independently of the crate.
+//! - [`fuzzing`]: the fuzzing entry points (called by `fuzz/` and replayed by the tests).
 #![forbid(unsafe_code)]
 
 pub mod conformance;
+pub mod onedata;
+pub mod server;
+pub mod spawned;

@@ -1,18 +1,17 @@
-//! Who is calling, and what they may do.
+//! Who is calling: credentials to [`Caller`]s.
 //!
 //! - [`Credentials`]: what a request presented (Basic or a token).
-//! - [`Authenticator`]: turns credentials into a [`Subject`]. Password checks
-//!   run argon2id on a blocking thread; a verified-credentials cache, keyed by
-//!   a keyed BLAKE3 hash of (name, password) with a per-process random key,
-//!   spares returning clients the hash. An entry is honoured only while the
-//!   user's stored password hash is unchanged, so a password change
+//! - [`Zone::authenticate`]: turns credentials into a [`Caller`]. Password
+//!   checks run argon2id on a blocking thread; a verified-credentials cache,
+//!   keyed by a keyed BLAKE3 hash of (name, password) with a per-process
+//!   random key, spares returning clients the hash. An entry is honoured only
+//!   while the user's stored password hash (read on every request) is the
+//!   one it was made for, so a password change made through any instance
 //!   invalidates it at once.
-//! - [`allowed`]: pure privilege decisions.
 
 use std::collections::HashMap;
 use std::fmt;
 use std::net::IpAddr;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use argon2::password_hash::rand_core::OsRng;
@@ -22,12 +21,10 @@ use parking_lot::Mutex;
 use rand::RngCore;
 use subtle::ConstantTimeEq;
 
-use crate::error::{Error, Result};
-use crate::model::{
-    GroupPrivilege, Id, SpacePrivilege, Subject, TokenKind, TokenRecord, ZonePrivilege,
-};
-use crate::store::Store;
-use crate::token::{Minter, TokenError};
+use super::{Caller, Zone};
+use crate::error::{Entity, Error, Result};
+use crate::model::{Id, Subject, TokenKind};
+use crate::token::TokenError;
 
 /// Longest password accepted, in bytes (argon2 takes any length; this bounds work).
 pub const MAX_PASSWORD: usize = 1024;
@@ -254,21 +251,16 @@ impl Throttle {
     }
 }
 
-/// Turns credentials into subjects.
-pub struct Authenticator {
-    store: Arc<Store>,
-    minter: Arc<Minter>,
+/// The authenticator's state: cache, throttle, hashing slots.
+pub(crate) struct Authenticator {
     cache: CredCache,
     throttle: Throttle,
     hashing: tokio::sync::Semaphore,
 }
 
 impl Authenticator {
-    /// An authenticator over the minter's store.
-    pub fn new(minter: Arc<Minter>, config: &AuthConfig) -> Self {
+    pub(crate) fn new(config: &AuthConfig) -> Self {
         Authenticator {
-            store: minter.store().clone(),
-            minter,
             cache: CredCache::new(config.cache_ttl, config.cache_entries),
             throttle: Throttle {
                 max: config.max_failures.max(1),
@@ -279,107 +271,123 @@ impl Authenticator {
             hashing: tokio::sync::Semaphore::new(config.max_concurrent_hashes.max(1)),
         }
     }
+}
 
+impl Zone {
     /// Authenticates a request from `peer`. Credentials already verified
     /// (cached) pass at once; others are refused while their user name or
     /// address is throttled, and otherwise checked with argon2 on tokio's
     /// blocking pool, at most `max_concurrent_hashes` at a time.
     pub async fn authenticate(
-        self: &Arc<Self>,
+        &self,
         creds: Option<Credentials>,
         peer: IpAddr,
     ) -> Result<Caller, AuthFailure> {
         let (user, password) = match creds {
             None => return Err(AuthFailure::Auth(AuthError::Missing)),
-            Some(Credentials::Token(t)) => return self.token_subject(&t),
+            Some(Credentials::Token(t)) => return self.token_caller(&t).await,
             Some(Credentials::Basic { user, password }) => (user, password),
         };
-        if let Some(id) = self.cached(&user, &password)? {
-            return Ok(Caller::full(Subject::User(id)));
+        let a = &self.auth;
+        if let Some(id) = self.cached(&user, &password).await? {
+            return Ok(Caller::user(id));
         }
-        if let Some(wait) = self.throttle.check(&user, peer) {
+        if let Some(wait) = a.throttle.check(&user, peer) {
             return Err(AuthFailure::Throttled(wait));
         }
-        let internal = |what: &str| AuthFailure::Internal(Error::Invalid(what.into()));
-        let _permit = self
-            .hashing
-            .acquire()
-            .await
-            .map_err(|_| internal("authenticator closed"))?;
-        let this = self.clone();
-        let name = user.clone();
-        let res = tokio::task::spawn_blocking(move || this.check_password(&name, &password))
-            .await
-            .map_err(|_| internal("password check panicked"))?;
+        let res = self.check_password(&user, &password).await;
         match &res {
-            Ok(_) => self.throttle.succeeded(&user),
-            Err(AuthFailure::Auth(_)) => self.throttle.failed(&user, peer),
+            Ok(_) => a.throttle.succeeded(&user),
+            Err(AuthFailure::Auth(_)) => a.throttle.failed(&user, peer),
             Err(_) => {}
         }
-        res.map(Caller::full)
+        res.map(Caller::user)
     }
 
-    /// Authenticates with a password on the calling thread (blocking).
-    pub fn check_password(&self, user: &str, password: &str) -> Result<Subject, AuthFailure> {
+    /// Checks a user's password (argon2 on the blocking pool, bounded).
+    pub async fn check_password(&self, user: &str, password: &str) -> Result<Id, AuthFailure> {
         if password.len() > MAX_PASSWORD {
             return Err(AuthFailure::Auth(AuthError::BadPassword));
         }
-        let found = self.store.user_by_name(user)?;
+        let found = self.store.user_by_name(user).await?;
         let hash = found
             .as_ref()
-            .map_or(decoy_hash(), |(_, u)| u.password_hash.as_str());
-        let ok = verify_password(hash, password);
+            .map_or_else(|| decoy_hash().to_owned(), |(_, u)| u.password_hash.clone());
+        let ok = self
+            .hash_blocking({
+                let password = password.to_owned();
+                move || Ok(verify_password(&hash, &password))
+            })
+            .await?;
         match found {
             Some((id, u)) if ok => {
-                if !self.cache.ttl.is_zero() {
-                    let mut map = self.cache.map.lock();
-                    if map.len() >= self.cache.max {
+                let c = &self.auth.cache;
+                if !c.ttl.is_zero() {
+                    let mut map = c.map.lock();
+                    if map.len() >= c.max {
                         map.clear();
                     }
                     map.insert(
-                        self.cache.slot(user, password),
+                        c.slot(user, password),
                         CacheEntry {
                             user: id,
-                            hash_fingerprint: self.cache.fingerprint(&u.password_hash),
-                            until: Instant::now() + self.cache.ttl,
+                            hash_fingerprint: c.fingerprint(&u.password_hash),
+                            until: Instant::now() + c.ttl,
                         },
                     );
                 }
-                Ok(Subject::User(id))
+                Ok(id)
             }
             _ => Err(AuthFailure::Auth(AuthError::BadPassword)),
         }
     }
 
-    fn cached(&self, user: &str, password: &str) -> Result<Option<Id>, AuthFailure> {
-        if self.cache.ttl.is_zero() {
+    /// Runs argon2 work on tokio's blocking pool, at most
+    /// `max_concurrent_hashes` at a time.
+    pub(crate) async fn hash_blocking<T: Send + 'static>(
+        &self,
+        f: impl FnOnce() -> Result<T> + Send + 'static,
+    ) -> Result<T, AuthFailure> {
+        let internal = |what: &str| AuthFailure::Internal(Error::Invalid(what.into()));
+        let _permit = self
+            .auth
+            .hashing
+            .acquire()
+            .await
+            .map_err(|_| internal("authenticator closed"))?;
+        tokio::task::spawn_blocking(f)
+            .await
+            .map_err(|_| internal("password hashing panicked"))?
+            .map_err(AuthFailure::Internal)
+    }
+
+    async fn cached(&self, user: &str, password: &str) -> Result<Option<Id>, AuthFailure> {
+        let c = &self.auth.cache;
+        if c.ttl.is_zero() {
             return Ok(None);
         }
-        let slot = self.cache.slot(user, password);
+        let slot = c.slot(user, password);
         let (id, fp) = {
-            let map = self.cache.map.lock();
+            let map = c.map.lock();
             match map.get(&slot) {
                 Some(e) if e.until > Instant::now() => (e.user, e.hash_fingerprint),
                 _ => return Ok(None),
             }
         };
         // Honour the entry only while the stored hash is the one it was made for.
-        match self.store.user(&id)? {
-            Some(u)
-                if u.name == user
-                    && bool::from(self.cache.fingerprint(&u.password_hash).ct_eq(&fp)) =>
-            {
+        match self.store.user(&id).await? {
+            Some(u) if u.name == user && bool::from(c.fingerprint(&u.password_hash).ct_eq(&fp)) => {
                 Ok(Some(id))
             }
             _ => {
-                self.cache.map.lock().remove(&slot);
+                c.map.lock().remove(&slot);
                 Ok(None)
             }
         }
     }
 
-    fn token_subject(&self, token: &str) -> Result<Caller, AuthFailure> {
-        let v = self.minter.verify(token).map_err(|e| match e {
+    async fn token_caller(&self, token: &str) -> Result<Caller, AuthFailure> {
+        let v = self.verify(token).await.map_err(|e| match e {
             Error::Token(t) => AuthFailure::Auth(AuthError::BadToken(t)),
             other => AuthFailure::Internal(other),
         })?;
@@ -393,42 +401,16 @@ impl Authenticator {
             }
         };
         let exists = match subject {
-            Subject::User(id) => self.store.user(&id)?.is_some(),
-            Subject::Provider(id) => self.store.provider(&id)?.is_some(),
+            Subject::User(id) => self.store.exists(Entity::User, &id).await?,
+            Subject::Provider(id) => self.store.exists(Entity::Provider, &id).await?,
         };
-        // Anything beyond the two caveats the minter writes is a holder's restriction.
-        let minted = [
-            crate::token::Caveat::TokenType(v.record.kind),
-            crate::token::Caveat::TimeBefore(v.record.expires),
-        ];
-        let restricted = v.caveats.iter().any(|c| !minted.contains(c));
-        if exists {
-            Ok(Caller {
-                subject,
-                restricted,
-            })
-        } else {
-            Err(AuthFailure::Auth(AuthError::Gone))
+        if !exists {
+            return Err(AuthFailure::Auth(AuthError::Gone));
         }
-    }
-}
-
-/// An authenticated caller.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Caller {
-    /// Who it is.
-    pub subject: Subject,
-    /// Authenticated with a token its holder attenuated (extra caveats): such a
-    /// caller must not obtain credentials that outlive or outreach the token.
-    pub restricted: bool,
-}
-
-impl Caller {
-    fn full(subject: Subject) -> Self {
-        Caller {
+        Ok(Caller {
             subject,
-            restricted: false,
-        }
+            restricted: crate::token::is_attenuated(&v.record, &v.caveats),
+        })
     }
 }
 
@@ -449,112 +431,30 @@ impl From<Error> for AuthFailure {
     }
 }
 
-/// Something a subject may try to do.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum Action {
-    /// Mint a space support token for a space.
-    CreateSupportToken(Id),
-    /// Mint a space creation token for a group.
-    CreateSpaceToken(Id),
-    /// See a space's supporting providers.
-    ViewSpace(Id),
-    /// Register a provider.
-    CreateProvider,
-    /// List providers.
-    ListProviders,
-    /// Rotate, retire and list root keys; manage any token.
-    ManageKeys,
-    /// Something needing a group privilege, or else the zone privilege if any.
-    Group(Id, GroupPrivilege, Option<ZonePrivilege>),
-    /// Something needing a space privilege, or else the zone privilege if any.
-    Space(Id, SpacePrivilege, Option<ZonePrivilege>),
-    /// Something needing a zone privilege.
-    Zone(ZonePrivilege),
-}
-
-fn zone_of(store: &Store, user: &Id) -> Result<crate::model::ZonePrivileges> {
-    Ok(store
-        .user(user)?
-        .map(|u| u.zone_privileges)
-        .unwrap_or_default())
-}
-
-/// Whether `subject` may perform `action`, by effective privileges or by the
-/// zone-level alternative. Providers may do none of these.
-pub fn allowed(store: &Store, subject: &Subject, action: Action) -> Result<bool> {
-    let Subject::User(user) = subject else {
-        return Ok(false);
-    };
-    let zone = zone_of(store, user)?;
-    Ok(match action {
-        Action::CreateSupportToken(space) => {
-            zone.contains(ZonePrivilege::SpacesAddRelationships)
-                || store
-                    .effective_space_privileges(user, &space)?
-                    .contains(SpacePrivilege::AddProvider)
-        }
-        Action::CreateSpaceToken(group) => {
-            zone.contains(ZonePrivilege::GroupsAddRelationships)
-                || store
-                    .effective_group_privileges(user, &group)?
-                    .contains(GroupPrivilege::CreateSpaceToken)
-        }
-        Action::ViewSpace(space) => {
-            zone.contains(ZonePrivilege::ListProvidersOfSpace)
-                || store
-                    .effective_space_privileges(user, &space)?
-                    .contains(SpacePrivilege::ViewData)
-        }
-        Action::CreateProvider => zone.contains(ZonePrivilege::ProvidersCreate),
-        Action::ListProviders => zone.contains(ZonePrivilege::ListProviders),
-        Action::ManageKeys => zone.contains(ZonePrivilege::TokensManage),
-        Action::Group(group, p, z) => {
-            z.is_some_and(|z| zone.contains(z))
-                || store.effective_group_privileges(user, &group)?.contains(p)
-        }
-        Action::Space(space, p, z) => {
-            z.is_some_and(|z| zone.contains(z))
-                || store.effective_space_privileges(user, &space)?.contains(p)
-        }
-        Action::Zone(z) => zone.contains(z),
-    })
-}
-
-/// Whether `subject` may see, list or revoke a token record: whoever may mint
-/// such a token for its target, the user or provider it authenticates, or a
-/// zone token manager.
-pub fn may_manage_token(store: &Store, subject: &Subject, rec: &TokenRecord) -> Result<bool> {
-    if allowed(store, subject, Action::ManageKeys)? {
-        return Ok(true);
-    }
-    match rec.kind {
-        TokenKind::SpaceSupport => allowed(store, subject, Action::CreateSupportToken(rec.target)),
-        TokenKind::SpaceCreate => allowed(store, subject, Action::CreateSpaceToken(rec.target)),
-        TokenKind::Access => Ok(*subject == Subject::User(rec.target)),
-        TokenKind::Provider => Ok(*subject == Subject::Provider(rec.target)),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::model::ZonePrivileges;
-    use crate::token::MinterConfig;
+    use crate::ops::ZoneConfig;
+    use crate::store::Store;
+    use std::sync::Arc;
 
-    fn setup(max_failures: u32) -> (Arc<Authenticator>, Arc<Store>) {
-        let store = Arc::new(Store::memory());
+    async fn setup(max_failures: u32) -> (Zone, Arc<Store>) {
+        let store = Arc::new(Store::memory().await.unwrap());
         for (name, pw) in [("alice", "right"), ("bob", "bobpw")] {
             store
                 .create_user(name, hash_password(pw).unwrap(), ZonePrivileges::empty())
+                .await
                 .unwrap();
         }
-        let minter = Arc::new(Minter::new(store.clone(), MinterConfig::default()).unwrap());
-        let config = AuthConfig {
-            max_failures,
-            ..AuthConfig::default()
+        let config = ZoneConfig {
+            auth: AuthConfig {
+                max_failures,
+                ..AuthConfig::default()
+            },
+            ..ZoneConfig::default()
         };
-        (Arc::new(Authenticator::new(minter, &config)), store)
+        (Zone::new(store.clone(), config).await.unwrap(), store)
     }
 
     fn basic(user: &str, password: &str) -> Option<Credentials> {
@@ -568,7 +468,7 @@ mod tests {
 
     #[tokio::test]
     async fn failed_logins_throttle_the_name_but_not_other_users() {
-        let (auth, _) = setup(3);
+        let (auth, _) = setup(3).await;
         // alice logs in once: her verified credentials are cached.
         auth.authenticate(basic("alice", "right"), ATTACKER)
             .await
@@ -603,7 +503,7 @@ mod tests {
 
     #[tokio::test]
     async fn an_address_is_throttled_after_many_failures_across_names() {
-        let (auth, _) = setup(1);
+        let (auth, _) = setup(1).await;
         for i in 0..ADDRESS_FACTOR {
             let e = auth
                 .authenticate(basic(&format!("nobody{i}"), "x"), ATTACKER)
@@ -625,15 +525,19 @@ mod tests {
 
     #[tokio::test]
     async fn a_password_change_invalidates_cached_credentials() {
-        let (auth, store) = setup(10);
+        let (auth, store) = setup(10).await;
         let here: IpAddr = "127.0.0.1".parse().unwrap();
         auth.authenticate(basic("alice", "right"), here)
             .await
             .unwrap();
-        let (id, _) = store.user_by_name("alice").unwrap().unwrap();
+        let (id, _) = store.user_by_name("alice").await.unwrap().unwrap();
         let new_hash = hash_password("new").unwrap();
         store
-            .update_user(&id, |u| u.password_hash = new_hash)
+            .update_user(&id, |u| {
+                u.password_hash = new_hash.clone();
+                Ok(())
+            })
+            .await
             .unwrap();
         assert!(auth
             .authenticate(basic("alice", "right"), here)

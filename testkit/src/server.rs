@@ -1,12 +1,7 @@
-//! Helpers shared by the integration tests: an in-process HTTPS server on a
-//! temporary data directory, a client that trusts its self-signed
-//! certificate, the demo data set's ids, and error-response checks. The real
-//! binary as a child process is in [`spawned`]; Onedata's token escaping,
-//! independently of the crate, in [`onedata`].
-#![allow(dead_code)]
-
-pub mod onedata;
-pub mod spawned;
+//! An in-process HTTPS server on a temporary data directory, a client that
+//! trusts its self-signed certificate, the demo data set's ids, and
+//! error-response checks. The real binary as a child process is in
+//! [`crate::spawned`].
 
 use std::path::Path;
 use std::sync::Arc;
@@ -20,7 +15,7 @@ use ozmint::config::Config;
 use ozmint::http::App;
 use ozmint::model::{Id, ZonePrivileges};
 use ozmint::serve::{Bootstrap, Running};
-use ozmint::{Durability, Store};
+use ozmint::{DurabilityMode, Store, Zone};
 
 /// The demo space.
 pub const DEMO_SPACE: &str = "9ueUeoZA6KXxNgzlvqmmrbzqE_BQiaHEEDC21sY1Kuc";
@@ -74,7 +69,7 @@ pub fn config_for(dir: &Path, demo: bool) -> Config {
         data_dir: dir.into(),
         listen: "127.0.0.1:0".parse().expect("listen address"),
         demo,
-        durability: Durability::Relaxed,
+        durability: DurabilityMode::Relaxed,
         ..Default::default()
     }
 }
@@ -89,17 +84,10 @@ pub async fn start_demo() -> TestServer {
 /// `demo` and the store is empty; an existing store is left as it is).
 pub async fn start_on(dir: TempDir, demo: bool) -> TestServer {
     let config = config_for(dir.path(), demo);
-    let store = {
-        let config = config.clone();
-        blocking(move || open_store_within(&config, Duration::from_secs(10))).await
-    };
-    let boot = {
-        let store = store.clone();
-        tokio::task::spawn_blocking(move || ozmint::serve::bootstrap(&store, demo, None))
-            .await
-            .expect("bootstrap task")
-            .expect("bootstrap")
-    };
+    let store = open_store_within(&config, Duration::from_secs(10)).await;
+    let boot = ozmint::serve::bootstrap(&store, demo, None)
+        .await
+        .expect("bootstrap");
     let running = ozmint::serve::start(&config, store, std::future::pending())
         .await
         .expect("start the server");
@@ -118,9 +106,14 @@ impl TestServer {
         &self.running.app
     }
 
+    /// The operations.
+    pub fn zone(&self) -> &Arc<Zone> {
+        &self.running.app.zone
+    }
+
     /// The store.
     pub fn store(&self) -> &Arc<Store> {
-        &self.running.app.store
+        self.running.app.zone.store()
     }
 
     /// The port.
@@ -170,13 +163,13 @@ impl TestServer {
 
     /// Creates a user (zone privileges as given) through the store.
     pub async fn add_user(&self, name: &str, password: &str, zone: ZonePrivileges) -> Id {
-        let store = self.store().clone();
-        let (name, password) = (name.to_owned(), password.to_owned());
-        blocking(move || {
-            let hash = ozmint::auth::hash_password(&password).expect("hash");
-            store.create_user(&name, hash, zone).expect("create a user")
-        })
-        .await
+        let password = password.to_owned();
+        let hash =
+            blocking(move || ozmint::ops::auth::hash_password(&password).expect("hash")).await;
+        self.store()
+            .create_user(name, hash, zone)
+            .await
+            .expect("create a user")
     }
 
     /// Stops the server (waiting for it to drain and flush) and returns the
@@ -199,17 +192,17 @@ impl TestServer {
     }
 }
 
-/// Opens the store `config` names (blocking), retrying for `within`: sled
-/// releases the lock of a stopped store, in this process or in a child that
-/// exited, a moment after its last handle is dropped.
-pub fn open_store_within(config: &Config, within: Duration) -> Arc<Store> {
+/// Opens the store `config` names, retrying for `within`: sled releases the
+/// lock of a stopped store, in this process or in a child that exited, a
+/// moment after its last handle is dropped.
+pub async fn open_store_within(config: &Config, within: Duration) -> Arc<Store> {
     let deadline = std::time::Instant::now() + within;
     loop {
-        match ozmint::serve::open_store(config) {
+        match ozmint::serve::open_store(config).await {
             Ok(store) => return store,
             Err(e) if std::time::Instant::now() < deadline => {
                 eprintln!("open_store failed, retrying: {e}");
-                std::thread::sleep(Duration::from_millis(50));
+                tokio::time::sleep(Duration::from_millis(50)).await;
             }
             Err(e) => panic!("open_store: {e}"),
         }

@@ -15,10 +15,30 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
 use std::time::{Duration, Instant};
 
-use super::PREFIX;
+use crate::server::PREFIX;
 
-/// The binary under test.
-pub const BIN: &str = env!("CARGO_BIN_EXE_ozmint");
+/// The `ozmint` binary under test: `OZMINT_TEST_BIN` if set, else the one
+/// cargo built beside the running test or bench (`target/<profile>/ozmint`,
+/// one level above the `deps/` holding the test binary).
+pub fn bin() -> PathBuf {
+    if let Some(p) = std::env::var_os("OZMINT_TEST_BIN") {
+        return PathBuf::from(p);
+    }
+    let exe = std::env::current_exe().expect("the test binary's path");
+    let dir = exe.parent().expect("the test binary's directory");
+    let dir = if dir.ends_with("deps") {
+        dir.parent().expect("target/<profile>")
+    } else {
+        dir
+    };
+    let bin = dir.join("ozmint");
+    assert!(
+        bin.exists(),
+        "the ozmint binary is not at {} (build it, or set OZMINT_TEST_BIN)",
+        bin.display()
+    );
+    bin
+}
 /// Upper bound for a server to print its listening line.
 pub const START_DEADLINE: Duration = Duration::from_secs(60);
 /// Upper bound for a server to exit after a signal (the grace period is 10 s).
@@ -32,7 +52,7 @@ const POLL: Duration = Duration::from_millis(20);
 
 /// The binary with a clean `OZMINT_*` environment, run in `cwd`.
 pub fn ozmint(cwd: &Path) -> Command {
-    let mut cmd = Command::new(BIN);
+    let mut cmd = Command::new(bin());
     cmd.current_dir(cwd);
     for (k, _) in std::env::vars_os() {
         if k.to_string_lossy().starts_with("OZMINT_") {
@@ -326,11 +346,11 @@ impl Server {
 }
 
 /// Opens the store a stopped server left in `data_dir` (default settings;
-/// retried for 10 s, see [`super::open_store_within`]).
-pub fn open_stopped_store(data_dir: &Path) -> std::sync::Arc<ozmint::Store> {
+/// retried for 10 s, see [`crate::server::open_store_within`]).
+pub async fn open_stopped_store(data_dir: &Path) -> std::sync::Arc<ozmint::Store> {
     let config = ozmint::config::Config {
         data_dir: data_dir.to_path_buf(),
         ..Default::default()
     };
-    super::open_store_within(&config, Duration::from_secs(10))
+    crate::server::open_store_within(&config, Duration::from_secs(10)).await
 }

@@ -1,0 +1,313 @@
+//! Schema migrations, each in chunks that leave the store consistent.
+//!
+//! Versions (the byte at `meta/schema`):
+//! - 1, 2: written by releases that kept one sled tree per table. Version 1
+//!   stored groups without their type. [`from_sled_trees`] copies such a
+//!   store into the flat keyspace (keeping its version number), chunk by
+//!   chunk; the legacy trees are dropped only after the last chunk, which
+//!   writes the version, so an interrupted copy simply runs again.
+//! - 3: the flat keyspace ([`super::schema`]). [`to_current`] brings a
+//!   copied version 1 or 2 there: version 1 groups are rewritten with their
+//!   type (`role`) in guarded chunks that record how far they got.
+
+use super::schema::{GROUPS, META};
+use crate::codec::{self, CodecError};
+use crate::engine::sled::SledEngine;
+use crate::engine::{Commit, Durability, Engine, EngineError, Guard, Write};
+use crate::error::{Error, Result};
+use crate::model::{Group, GroupType};
+
+/// The current schema version.
+pub const SCHEMA: u8 = 3;
+
+/// Entries per chunk of a migration.
+const CHUNK: usize = 500;
+
+fn schema_key() -> Vec<u8> {
+    META.key(&"schema")
+}
+
+fn cursor_key() -> Vec<u8> {
+    META.key(&"migration_cursor")
+}
+
+/// The flat key of an entry of a legacy tree.
+fn legacy_key(tree: &str, key: &[u8]) -> Option<Vec<u8>> {
+    let (table, rest) = match tree {
+        "tokens" => match key.split_first() {
+            Some((b'r', rest)) => ("tokenid_token", rest),
+            Some((b't', rest)) => ("targetid_tokenid", rest),
+            Some((b'e', rest)) => ("expiry_tokenid", rest),
+            _ => return None,
+        },
+        "meta"
+        | "userid_user"
+        | "username_userid"
+        | "groupid_group"
+        | "spaceid_space"
+        | "providerid_provider"
+        | "groupid_userid_privileges"
+        | "userid_groupid"
+        | "parentid_childid_privileges"
+        | "childid_parentid"
+        | "spaceid_userid_privileges"
+        | "userid_spaceid"
+        | "spaceid_groupid_privileges"
+        | "groupid_spaceid"
+        | "spaceid_providerid_support"
+        | "providerid_spaceid"
+        | "keyid_rootkey" => (tree, key),
+        _ => return None,
+    };
+    Some([table.as_bytes(), b"/", rest].concat())
+}
+
+/// Copies a store of one-tree-per-table layout into the flat keyspace, then
+/// drops the old trees. A no-op for a store that has none.
+pub async fn from_sled_trees(engine: &SledEngine) -> Result<()> {
+    let trees = engine.legacy_trees()?;
+    if trees.is_empty() {
+        return Ok(());
+    }
+    let copied = engine.get_many(&[&schema_key()]).await?[0].is_some();
+    if !copied {
+        let known: Vec<&String> = trees.iter().filter(|t| t.as_str() != "meta").collect();
+        for tree in known {
+            let mut after: Option<Vec<u8>> = None;
+            loop {
+                let page = engine.legacy_page(tree, after.as_deref(), CHUNK)?;
+                let Some((last, _)) = page.last() else { break };
+                after = Some(last.clone());
+                let writes: Vec<Write> = page
+                    .into_iter()
+                    .filter_map(|(k, v)| legacy_key(tree, &k).map(|k| Write::Put(k, v)))
+                    .collect();
+                engine
+                    .commit(Commit::new(Vec::new(), writes, Durability::Eventual))
+                    .await?;
+            }
+        }
+        // The old version number goes last, with an immediate commit: once it
+        // is in the flat keyspace the copy is complete.
+        let meta = engine.legacy_page("meta", None, CHUNK)?;
+        let mut writes: Vec<Write> = meta
+            .into_iter()
+            .filter(|(k, _)| k.as_slice() != b"schema")
+            .filter_map(|(k, v)| legacy_key("meta", &k).map(|k| Write::Put(k, v)))
+            .collect();
+        let version = engine
+            .legacy_page("meta", None, CHUNK)?
+            .into_iter()
+            .find(|(k, _)| k.as_slice() == b"schema")
+            .map(|(_, v)| v)
+            .unwrap_or_else(|| vec![2]);
+        writes.push(Write::Put(schema_key(), version));
+        engine
+            .commit(Commit::new(Vec::new(), writes, Durability::Immediate))
+            .await?;
+    }
+    for tree in trees {
+        engine.drop_legacy_tree(&tree)?;
+    }
+    engine.flush().await?;
+    Ok(())
+}
+
+/// Brings the flat keyspace to [`SCHEMA`]. Safe to run from several
+/// processes at once: every step is a guarded commit.
+pub async fn to_current(engine: &dyn Engine) -> Result<()> {
+    loop {
+        let version = engine.get_many(&[&schema_key()]).await?.pop().flatten();
+        match version.as_deref() {
+            Some([SCHEMA]) => return Ok(()),
+            None => {
+                let any = engine.scan(&[], None, 1).await?;
+                if !any.entries.is_empty() {
+                    return Err(Error::Corrupt {
+                        tree: META.name,
+                        error: CodecError::Malformed,
+                    });
+                }
+                set_version(engine, None, SCHEMA).await?;
+            }
+            Some([2]) => set_version(engine, Some(2), SCHEMA).await?,
+            Some([1]) => {
+                upgrade_groups_v1(engine).await?;
+                set_version(engine, Some(1), 2).await?;
+            }
+            Some(other) => {
+                return Err(Error::Corrupt {
+                    tree: META.name,
+                    error: CodecError::UnknownVersion(other.first().copied().unwrap_or(0)),
+                })
+            }
+        }
+    }
+}
+
+async fn set_version(engine: &dyn Engine, from: Option<u8>, to: u8) -> Result<()> {
+    let guard = Guard {
+        key: schema_key(),
+        expect: from.map(|v| vec![v]),
+    };
+    let writes = vec![
+        Write::Put(schema_key(), vec![to]),
+        Write::Delete(cursor_key()),
+    ];
+    match engine
+        .commit(Commit::new(vec![guard], writes, Durability::Immediate))
+        .await
+    {
+        // Another process did it: the loop reads the version again.
+        Ok(()) | Err(EngineError::Conflict) => Ok(()),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Version 1 groups had no type.
+#[derive(bincode::Encode, bincode::Decode)]
+struct GroupV1 {
+    name: String,
+    created: u64,
+}
+
+/// Rewrites version 1 group records with their type, a chunk per commit;
+/// each commit also records the last group done, guarded, so concurrent or
+/// resumed runs neither skip nor redo a group.
+async fn upgrade_groups_v1(engine: &dyn Engine) -> Result<()> {
+    let prefix = GROUPS.prefix();
+    loop {
+        let cursor = engine.get_many(&[&cursor_key()]).await?.pop().flatten();
+        let after = cursor.as_ref().map(|id| [prefix.as_slice(), id].concat());
+        let page = engine.scan(&prefix, after.as_deref(), CHUNK).await?;
+        let Some((last, _)) = page.entries.last() else {
+            return Ok(());
+        };
+        let last_id = last[prefix.len()..].to_vec();
+        let mut writes = Vec::with_capacity(page.entries.len() + 1);
+        for (k, v) in &page.entries {
+            let old: GroupV1 = codec::decode(v).map_err(|error| Error::Corrupt {
+                tree: GROUPS.name,
+                error,
+            })?;
+            let group = Group {
+                name: old.name,
+                kind: GroupType::Role,
+                created: old.created,
+            };
+            let bytes = codec::encode(&group).map_err(|error| Error::Corrupt {
+                tree: GROUPS.name,
+                error,
+            })?;
+            writes.push(Write::Put(k.clone(), bytes));
+        }
+        writes.push(Write::Put(cursor_key(), last_id));
+        let guard = Guard {
+            key: cursor_key(),
+            expect: cursor,
+        };
+        match engine
+            .commit(Commit::new(vec![guard], writes, Durability::Immediate))
+            .await
+        {
+            Ok(()) | Err(EngineError::Conflict) => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::memory::MemoryEngine;
+    use crate::engine::sled::SledOptions;
+    use crate::model::Id;
+    use crate::store::{DurabilityMode, Store};
+    use std::sync::Arc;
+
+    /// A version 1 store (one sled tree per table, groups without a type)
+    /// opens as version 3 with every group of type `role`; other records are
+    /// untouched; the old trees are gone.
+    #[tokio::test]
+    async fn a_one_tree_per_table_version_1_store_is_migrated() {
+        let dir = tempfile::tempdir().unwrap();
+        let ids: Vec<Id> = (0..1200).map(|_| Id::random()).collect();
+        let user = Id::random();
+        {
+            let db = ::sled::open(dir.path()).unwrap();
+            db.open_tree("meta")
+                .unwrap()
+                .insert(b"schema", &[1])
+                .unwrap();
+            let groups = db.open_tree("groupid_group").unwrap();
+            for (i, id) in ids.iter().enumerate() {
+                let old = GroupV1 {
+                    name: format!("g{i}"),
+                    created: 7,
+                };
+                groups
+                    .insert(id.as_bytes(), codec::encode(&old).unwrap())
+                    .unwrap();
+            }
+            let rec = crate::model::User {
+                name: "alice".into(),
+                password_hash: "h".into(),
+                zone_privileges: crate::model::ZonePrivileges::empty(),
+                created: 1,
+            };
+            db.open_tree("userid_user")
+                .unwrap()
+                .insert(user.as_bytes(), codec::encode(&rec).unwrap())
+                .unwrap();
+            db.open_tree("username_userid")
+                .unwrap()
+                .insert(b"alice", user.as_bytes())
+                .unwrap();
+            db.flush().unwrap();
+        }
+        let store = Store::open_sled(dir.path(), &SledOptions::default(), DurabilityMode::Durable)
+            .await
+            .unwrap();
+        assert_eq!(
+            store.get(&META, &"schema").await.unwrap(),
+            Some(vec![SCHEMA])
+        );
+        for (i, id) in ids.iter().enumerate() {
+            let g = store.group(id).await.unwrap().expect("group kept");
+            assert_eq!(g.name, format!("g{i}"));
+            assert_eq!(g.kind, GroupType::Role);
+            assert_eq!(g.created, 7);
+        }
+        assert_eq!(
+            store.user_by_name("alice").await.unwrap().map(|(id, _)| id),
+            Some(user)
+        );
+        assert!(store.check().await.unwrap().is_empty());
+        drop(store);
+        // Opening again is a no-op; the legacy trees are gone.
+        let engine = SledEngine::open(dir.path(), &SledOptions::default()).unwrap();
+        assert!(engine.legacy_trees().unwrap().is_empty());
+        drop(engine);
+        Store::open_sled(dir.path(), &SledOptions::default(), DurabilityMode::Durable)
+            .await
+            .unwrap();
+    }
+
+    #[tokio::test]
+    async fn an_unknown_schema_is_refused() {
+        let engine = Arc::new(MemoryEngine::new());
+        engine
+            .commit(Commit::new(
+                vec![],
+                vec![Write::Put(schema_key(), vec![9])],
+                Durability::Immediate,
+            ))
+            .await
+            .unwrap();
+        let err = Store::open(engine, DurabilityMode::Durable)
+            .await
+            .err()
+            .expect("refused");
+        assert!(err.to_string().contains('9'), "{err}");
+    }
+}
