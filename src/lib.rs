@@ -16,18 +16,24 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
-pub mod client;
 pub mod codec;
-pub mod config;
 pub mod engine;
 pub mod error;
-pub mod http;
-pub mod metrics;
 pub mod model;
 pub mod ops;
-pub mod serve;
 pub mod store;
 pub mod token;
+
+#[cfg(feature = "server")]
+pub mod client;
+#[cfg(feature = "server")]
+pub mod config;
+#[cfg(feature = "server")]
+pub mod http;
+#[cfg(feature = "server")]
+pub mod metrics;
+#[cfg(feature = "server")]
+pub mod serve;
 
 pub use error::{Entity, Error, Result};
 pub use model::{Id, Subject, TokenKind};
