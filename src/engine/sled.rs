@@ -207,6 +207,12 @@ impl SledEngine {
         Ok(())
     }
 
+    /// How many flushes the engine has led so far (group commits make this
+    /// smaller than the number of durable commits).
+    pub fn flush_count(&self) -> u64 {
+        self.inner.group.flushes.load(Ordering::Relaxed)
+    }
+
     /// Flushes everything written so far (shared with concurrent commits).
     pub async fn flush(&self) -> Result<(), EngineError> {
         let applied = self.inner.group.applied.load(Ordering::Acquire);
@@ -329,6 +335,7 @@ impl SledEngine {
 
     fn lead_flush(&self, target: u64) -> Result<(), EngineError> {
         let res = self.db().and_then(|db| db.flush().map(|_| ()).map_err(io));
+        self.inner.group.flushes.fetch_add(1, Ordering::Relaxed);
         let group = &self.inner.group;
         {
             let mut st = group.state.lock();
@@ -525,6 +532,8 @@ struct GroupCommit {
     state: Mutex<FlushState>,
     /// Counts finished flushes; waiters watch it.
     finished: watch::Sender<u64>,
+    /// Flushes led so far.
+    flushes: AtomicU64,
 }
 
 #[derive(Default)]

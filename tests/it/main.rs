@@ -14,4 +14,8 @@
 //! - [`crash`]: SIGKILL cycles; everything acknowledged survives.
 //! - [`fuzz_regressions`]: the fuzz corpora and regression inputs replayed.
 
+mod early_answers;
 mod engines;
+mod full;
+mod instances;
+mod store;

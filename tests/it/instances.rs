@@ -1,0 +1,464 @@
+//! Two `Store`/`Zone` instances on one engine behave as one zone: every
+//! invariant and every cache holds across them, as it will for two processes
+//! on one replicated store. Each test runs on the memory engine and on sled.
+
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use ozmint::engine::memory::MemoryEngine;
+use ozmint::engine::sled::{SledEngine, SledOptions};
+use ozmint::engine::Engine;
+use ozmint::error::{Entity, Error};
+use ozmint::model::{
+    GroupPrivilege, GroupPrivileges, Id, SpacePrivilege, SpacePrivileges, Subject, ZonePrivileges,
+};
+use ozmint::ops::auth::hash_password;
+use ozmint::ops::{AuthFailure, Caller, Credentials};
+use ozmint::store::{GROUP_CHILDREN_REL, GROUP_USERS_REL, SPACE_GROUPS_REL, SPACE_USERS_REL};
+use ozmint::{DurabilityMode, Store, TokenError, Zone, ZoneConfig};
+
+/// Two zones over one engine, with a user `alice` who may mint support
+/// tokens in `space` through group `group`, and a provider.
+struct Pair {
+    a: Zone,
+    b: Zone,
+    alice: Id,
+    group: Id,
+    space: Id,
+    provider: Id,
+    _dir: Option<tempfile::TempDir>,
+}
+
+async fn zone(engine: Arc<dyn Engine>) -> Zone {
+    let store = Store::open(engine, DurabilityMode::Durable)
+        .await
+        .expect("open");
+    Zone::new(Arc::new(store), ZoneConfig::default())
+        .await
+        .expect("zone")
+}
+
+async fn pair(on_sled: bool) -> Pair {
+    let (engine, dir): (Arc<dyn Engine>, _) = if on_sled {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let e = SledEngine::open(&dir.path().join("store"), &SledOptions::default()).expect("sled");
+        (Arc::new(e), Some(dir))
+    } else {
+        (Arc::new(MemoryEngine::new()), None)
+    };
+    let a = zone(engine.clone()).await;
+    let b = zone(engine).await;
+    let s = a.store();
+    let hash = hash_password("alice-pw").expect("hash");
+    let alice = s
+        .create_user("alice", hash, ZonePrivileges::empty())
+        .await
+        .expect("alice");
+    let group = s.create_group("g", None).await.expect("group");
+    let space = s.create_space("s", None).await.expect("space");
+    s.put_relation(
+        &GROUP_USERS_REL,
+        &group,
+        &alice,
+        &GroupPrivileges::member_default(),
+    )
+    .await
+    .expect("alice in g");
+    let add: SpacePrivileges = [SpacePrivilege::AddProvider].into_iter().collect();
+    s.put_relation(&SPACE_GROUPS_REL, &space, &group, &add)
+        .await
+        .expect("g in s");
+    let provider = s.create_provider("p", "p.example").await.expect("provider");
+    Pair {
+        a,
+        b,
+        alice,
+        group,
+        space,
+        provider,
+        _dir: dir,
+    }
+}
+
+/// Runs a test body on both engines.
+macro_rules! on_both {
+    ($($name:ident => $body:expr;)*) => {$(
+        mod $name {
+            use super::*;
+            #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+            async fn memory() {
+                let p = pair(false).await;
+                ($body)(p).await;
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+            async fn sled() {
+                let p = pair(true).await;
+                ($body)(p).await;
+            }
+        }
+    )*};
+}
+
+const PEER: IpAddr = IpAddr::V4(std::net::Ipv4Addr::LOCALHOST);
+
+async fn double_spend(p: Pair) {
+    let p = Arc::new(p);
+    let alice = Caller::user(p.alice);
+    for round in 0..10 {
+        let token =
+            p.a.create_space_support_token(&alice, p.space)
+                .await
+                .expect("mint")
+                .token;
+        let mut tasks = Vec::new();
+        for i in 0..16 {
+            let (p, token) = (p.clone(), token.clone());
+            tasks.push(tokio::spawn(async move {
+                let zone = if i % 2 == 0 { &p.a } else { &p.b };
+                zone.support_space(&Caller::provider(p.provider), &token, 1 + i as u64)
+                    .await
+            }));
+        }
+        let mut wins = 0;
+        for t in tasks {
+            match t.await.expect("task") {
+                Ok(space) => {
+                    assert_eq!(space, p.space);
+                    wins += 1;
+                }
+                // A loser sees the token used, or the support it lost to.
+                Err(Error::Token(TokenError::Consumed))
+                | Err(Error::AlreadyExists(Entity::Relation)) => {}
+                Err(other) => panic!("round {round}: unexpected {other}"),
+            }
+        }
+        assert_eq!(wins, 1, "round {round}: exactly one consumer wins");
+        // Reset for the next round: the support goes away again.
+        p.b.store()
+            .remove_relation(&ozmint::store::SPACE_PROVIDERS_REL, &p.space, &p.provider)
+            .await
+            .expect("remove support");
+    }
+}
+
+async fn privilege_revocation(p: Pair) {
+    let alice = Caller::user(p.alice);
+    p.b.create_space_support_token(&alice, p.space)
+        .await
+        .expect("b mints: alice may");
+    // Revoke through a; b must refuse on its very next request.
+    p.a.store()
+        .update_relation(&SPACE_GROUPS_REL, &p.space, &p.group, |_| {
+            Ok(SpacePrivileges::empty())
+        })
+        .await
+        .expect("revoke");
+    let err =
+        p.b.create_space_support_token(&alice, p.space)
+            .await
+            .expect_err("b must honour the revocation");
+    assert!(matches!(err, Error::Forbidden(_)), "{err}");
+    // And a token minted before the revocation is refused at consumption on b.
+    p.a.store()
+        .update_relation(&SPACE_GROUPS_REL, &p.space, &p.group, |_| {
+            Ok([SpacePrivilege::AddProvider].into_iter().collect())
+        })
+        .await
+        .expect("grant again");
+    let token =
+        p.b.create_space_support_token(&alice, p.space)
+            .await
+            .expect("mint")
+            .token;
+    p.a.store()
+        .update_relation(&SPACE_GROUPS_REL, &p.space, &p.group, |_| {
+            Ok(SpacePrivileges::empty())
+        })
+        .await
+        .expect("revoke");
+    let err =
+        p.b.support_space(&Caller::provider(p.provider), &token, 10)
+            .await
+            .expect_err("issuer lost the privilege");
+    assert!(
+        matches!(err, Error::Token(TokenError::IssuerNotAllowed)),
+        "{err}"
+    );
+}
+
+async fn membership_removal(p: Pair) {
+    let alice = Caller::user(p.alice);
+    // Warm b's reach cache for alice.
+    assert!(p
+        .b
+        .store()
+        .is_effective_group_member(&p.alice, &p.group)
+        .await
+        .unwrap());
+    p.b.create_space_support_token(&alice, p.space)
+        .await
+        .expect("mint");
+    assert!(p
+        .a
+        .store()
+        .remove_relation(&GROUP_USERS_REL, &p.group, &p.alice)
+        .await
+        .unwrap());
+    assert!(
+        !p.b.store()
+            .is_effective_group_member(&p.alice, &p.group)
+            .await
+            .unwrap(),
+        "b's reach cache must notice the removal"
+    );
+    let err =
+        p.b.create_space_support_token(&alice, p.space)
+            .await
+            .expect_err("no longer a member");
+    assert!(matches!(err, Error::Forbidden(_)), "{err}");
+    // Nested groups: alice in a child group of g, added through b, seen by a.
+    let child = p.b.store().create_group("child", None).await.unwrap();
+    p.b.store()
+        .put_relation(
+            &GROUP_CHILDREN_REL,
+            &p.group,
+            &child,
+            &GroupPrivileges::empty(),
+        )
+        .await
+        .unwrap();
+    p.a.create_space_support_token(&alice, p.space)
+        .await
+        .expect_err("still not a member");
+    p.b.store()
+        .put_relation(
+            &GROUP_USERS_REL,
+            &child,
+            &p.alice,
+            &GroupPrivileges::empty(),
+        )
+        .await
+        .unwrap();
+    p.a.create_space_support_token(&alice, p.space)
+        .await
+        .expect("a sees the new nested membership");
+}
+
+async fn password_change(p: Pair) {
+    let creds = |pw: &str| {
+        Some(Credentials::Basic {
+            user: "alice".into(),
+            password: pw.into(),
+        })
+    };
+    // b has verified (and cached) alice's credentials.
+    p.b.authenticate(creds("alice-pw"), PEER)
+        .await
+        .expect("login");
+    p.b.authenticate(creds("alice-pw"), PEER)
+        .await
+        .expect("cached login");
+    let alice = Caller::user(p.alice);
+    p.a.change_password(&alice, "alice-pw", "new-pw")
+        .await
+        .expect("change");
+    let err =
+        p.b.authenticate(creds("alice-pw"), PEER)
+            .await
+            .expect_err("the old password must fail on b at once");
+    assert!(matches!(err, AuthFailure::Auth(_)), "{err:?}");
+    p.b.authenticate(creds("new-pw"), PEER)
+        .await
+        .expect("new password");
+}
+
+async fn token_revocation(p: Pair) {
+    let alice = Caller::user(p.alice);
+    let access = p.a.create_access_token(&alice).await.expect("access token");
+    let creds = || Some(Credentials::Token(access.token.clone()));
+    assert_eq!(
+        p.b.authenticate(creds(), PEER)
+            .await
+            .expect("b accepts it")
+            .subject,
+        Subject::User(p.alice)
+    );
+    p.a.revoke_access_token(&alice, &access.id.to_string())
+        .await
+        .expect("revoke");
+    let err =
+        p.b.authenticate(creds(), PEER)
+            .await
+            .expect_err("b must refuse a revoked token");
+    assert!(
+        matches!(
+            err,
+            AuthFailure::Auth(ozmint::ops::AuthError::BadToken(TokenError::Revoked))
+        ),
+        "{err:?}"
+    );
+}
+
+async fn key_rotation_and_retirement(p: Pair) {
+    let alice = Caller::user(p.alice);
+    // b verifies with its cached keys first.
+    let old =
+        p.b.create_access_token(&alice)
+            .await
+            .expect("old key token");
+    p.b.verify(&old.token).await.expect("b verifies");
+    let admin = make_key_admin(&p).await;
+    let new_key = p.a.rotate_key(&admin).await.expect("rotate on a");
+    // A token minted with the new key on a verifies on b.
+    let fresh =
+        p.a.create_access_token(&alice)
+            .await
+            .expect("new key token");
+    assert_eq!(fresh.record.key_id, new_key);
+    p.b.verify(&fresh.token)
+        .await
+        .expect("b verifies the new key");
+    // b mints with the new key too (its cached keys are renewed).
+    let from_b = p.b.create_access_token(&alice).await.expect("b mints");
+    assert_eq!(
+        from_b.record.key_id, new_key,
+        "b mints with the current key"
+    );
+    // Retiring the old key through a is honoured by b at once.
+    p.a.retire_key(&admin, old.record.key_id)
+        .await
+        .expect("retire");
+    let err = p.b.verify(&old.token).await.expect_err("retired on b");
+    assert!(matches!(err, Error::Token(TokenError::KeyRetired)), "{err}");
+    p.b.verify(&fresh.token)
+        .await
+        .expect("the new key still verifies");
+}
+
+async fn make_key_admin(p: &Pair) -> Caller {
+    let mut zone = ZonePrivileges::empty();
+    zone.insert(ozmint::model::ZonePrivilege::TokensManage);
+    let id =
+        p.a.store()
+            .create_user("keyadmin", "x".into(), zone)
+            .await
+            .expect("key admin");
+    Caller::user(id)
+}
+
+async fn unique_names(p: Pair) {
+    let p = Arc::new(p);
+    for round in 0..10 {
+        let mut tasks = Vec::new();
+        for i in 0..8 {
+            let p = p.clone();
+            tasks.push(tokio::spawn(async move {
+                let zone = if i % 2 == 0 { &p.a } else { &p.b };
+                zone.store()
+                    .create_user(&format!("dup{round}"), "h".into(), ZonePrivileges::empty())
+                    .await
+            }));
+        }
+        let mut ok = 0;
+        for t in tasks {
+            match t.await.expect("task") {
+                Ok(_) => ok += 1,
+                Err(Error::AlreadyExists(Entity::User)) => {}
+                Err(e) => panic!("{e}"),
+            }
+        }
+        assert_eq!(ok, 1, "round {round}: one user per name");
+    }
+    assert!(p.a.store().check().await.expect("check").is_empty());
+}
+
+async fn concurrent_cycle(p: Pair) {
+    let p = Arc::new(p);
+    // x -> y through a and y -> x through b at the same moment: never both.
+    for round in 0..20 {
+        let s = p.a.store();
+        let x = s.create_group(&format!("x{round}"), None).await.unwrap();
+        let y = s.create_group(&format!("y{round}"), None).await.unwrap();
+        let (p1, p2) = (p.clone(), p.clone());
+        let t1 = tokio::spawn(async move {
+            p1.a.store()
+                .put_relation(&GROUP_CHILDREN_REL, &x, &y, &GroupPrivileges::empty())
+                .await
+        });
+        let t2 = tokio::spawn(async move {
+            p2.b.store()
+                .put_relation(&GROUP_CHILDREN_REL, &y, &x, &GroupPrivileges::empty())
+                .await
+        });
+        let (r1, r2) = (t1.await.unwrap(), t2.await.unwrap());
+        let oks = [&r1, &r2].iter().filter(|r| r.is_ok()).count();
+        assert_eq!(oks, 1, "round {round}: {r1:?} {r2:?}");
+        assert!(
+            [&r1, &r2].iter().any(|r| matches!(r, Err(Error::Cycle))),
+            "round {round}: the other is a cycle"
+        );
+    }
+}
+
+async fn concurrent_privilege_grants(p: Pair) {
+    let p = Arc::new(p);
+    s_member(&p).await;
+    let privs = [
+        GroupPrivilege::ChangeData,
+        GroupPrivilege::InviteUser,
+        GroupPrivilege::RemoveUser,
+        GroupPrivilege::JoinSpace,
+        GroupPrivilege::CreateSpace,
+        GroupPrivilege::SetPrivileges,
+    ];
+    let mut tasks = Vec::new();
+    for (i, priv_) in privs.into_iter().enumerate() {
+        let p = p.clone();
+        tasks.push(tokio::spawn(async move {
+            let zone = if i % 2 == 0 { &p.a } else { &p.b };
+            zone.store()
+                .update_relation(&GROUP_USERS_REL, &p.group, &p.alice, |old| {
+                    let mut new = old;
+                    new.insert(priv_);
+                    Ok(new)
+                })
+                .await
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap().expect("grant");
+    }
+    let now =
+        p.b.store()
+            .relation(&GROUP_USERS_REL, &p.group, &p.alice)
+            .await
+            .unwrap()
+            .unwrap();
+    for priv_ in privs {
+        assert!(now.contains(priv_), "{priv_:?} lost: {now:?}");
+    }
+}
+
+async fn s_member(p: &Pair) {
+    p.a.store()
+        .put_relation(
+            &SPACE_USERS_REL,
+            &p.space,
+            &p.alice,
+            &SpacePrivileges::member_default(),
+        )
+        .await
+        .unwrap();
+}
+
+on_both! {
+    double_spend_over_two_instances => double_spend;
+    privilege_revocation_is_seen_by_the_other_instance => privilege_revocation;
+    membership_removal_is_seen_by_the_other_instance => membership_removal;
+    password_change_is_seen_by_the_other_instance => password_change;
+    token_revocation_is_seen_by_the_other_instance => token_revocation;
+    key_rotation_and_retirement_are_seen_by_the_other_instance => key_rotation_and_retirement;
+    user_names_stay_unique_across_instances => unique_names;
+    no_cycle_through_two_instances => concurrent_cycle;
+    concurrent_privilege_grants_add_up => concurrent_privilege_grants;
+}
