@@ -29,6 +29,8 @@ pub const NON_SETTING_VARS: &[&str] = &[
     "OZMINT_TOKEN",
     "OZMINT_INSECURE",
     "OZMINT_CRASH_CYCLES",
+    "OZMINT_ETCD_PASSWORD",
+    "OZMINT_TEST_BIN",
 ];
 
 /// All settings.
@@ -45,6 +47,8 @@ pub struct Config {
     pub demo: bool,
     /// When writes reach the disk: `durable` (default) or `relaxed`.
     pub durability: DurabilityMode,
+    /// Where the store lives.
+    pub store: StoreConfig,
     /// TLS settings.
     pub tls: TlsConfig,
     /// Token lifetimes in seconds.
@@ -67,12 +71,106 @@ impl Default for Config {
             zone_name: "onezone".into(),
             demo: false,
             durability: DurabilityMode::Durable,
+            store: StoreConfig::default(),
             tls: TlsConfig::default(),
             tokens: Lifetimes::default(),
             cache: CacheConfig::default(),
             limits: LimitsConfig::default(),
             log: LogConfig::default(),
             metrics: MetricsConfig::default(),
+        }
+    }
+}
+
+/// Where the store lives.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct StoreConfig {
+    /// `sled:DIR`, `memory:` or `etcd://HOST:PORT[,HOST:PORT...][/PREFIX]`.
+    /// Unset: sled in `data_dir/store`.
+    pub url: Option<String>,
+    /// Options of the etcd engine.
+    pub etcd: EtcdConfig,
+}
+
+/// Options of the etcd engine (with `store.url = "etcd://..."`).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct EtcdConfig {
+    /// Time to connect to an endpoint, milliseconds.
+    pub dial_timeout_ms: u64,
+    /// Bound on every request to etcd, milliseconds: a write that cannot
+    /// commit within it (no quorum) answers 503.
+    pub request_timeout_ms: u64,
+    /// PEM CA certificate to verify etcd's servers (enables TLS).
+    pub ca: Option<PathBuf>,
+    /// PEM client certificate (with `key`) for mutual TLS.
+    pub cert: Option<PathBuf>,
+    /// PEM client key (with `cert`).
+    pub key: Option<PathBuf>,
+    /// Server name to verify in etcd's certificates (default: the endpoint's host).
+    pub tls_domain: Option<String>,
+    /// etcd user for authentication (the password comes from
+    /// `password_file` or the `OZMINT_ETCD_PASSWORD` variable, never from here).
+    pub user: Option<String>,
+    /// File holding the etcd user's password (first line).
+    pub password_file: Option<PathBuf>,
+}
+
+impl Default for EtcdConfig {
+    fn default() -> Self {
+        EtcdConfig {
+            dial_timeout_ms: 2_000,
+            request_timeout_ms: 5_000,
+            ca: None,
+            cert: None,
+            key: None,
+            tls_domain: None,
+            user: None,
+            password_file: None,
+        }
+    }
+}
+
+/// A parsed `store.url`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum StoreUrl {
+    /// A sled database in this directory.
+    Sled(PathBuf),
+    /// A volatile in-memory store (lost when the process ends).
+    Memory,
+    /// An etcd cluster: the whole `etcd://` URL.
+    Etcd(String),
+}
+
+impl Config {
+    /// Where the store lives, from `store.url` (default: sled in `data_dir/store`).
+    pub fn store_url(&self) -> Result<StoreUrl, ConfigError> {
+        let Some(url) = self.store.url.as_deref() else {
+            return Ok(StoreUrl::Sled(self.data_dir.join("store")));
+        };
+        let bad = |why: &str| ConfigError(format!("store.url: {why}"));
+        if let Some(dir) = url.strip_prefix("sled:") {
+            if dir.is_empty() {
+                return Err(bad(
+                    "sled: needs a directory, e.g. sled:/var/lib/ozmint/store",
+                ));
+            }
+            Ok(StoreUrl::Sled(PathBuf::from(dir)))
+        } else if url == "memory:" {
+            Ok(StoreUrl::Memory)
+        } else if url.starts_with("etcd://") {
+            if cfg!(feature = "etcd") {
+                Ok(StoreUrl::Etcd(url.to_owned()))
+            } else {
+                Err(bad(
+                    "this build has no etcd engine; build with `cargo build --release --features etcd`",
+                ))
+            }
+        } else {
+            Err(bad(
+                "expected sled:DIR, memory: or etcd://HOST:PORT[,HOST:PORT...][/PREFIX]",
+            ))
         }
     }
 }
@@ -286,6 +384,17 @@ impl Config {
     /// Checks values that parse but make no sense.
     pub fn validate(&self) -> Result<(), ConfigError> {
         let bad = |key: &str, why: &str| Err(ConfigError(format!("{key}: {why}")));
+        self.store_url()?;
+        let e = &self.store.etcd;
+        if e.cert.is_some() != e.key.is_some() {
+            return bad(
+                "store.etcd.cert",
+                "store.etcd.cert and store.etcd.key go together",
+            );
+        }
+        if e.request_timeout_ms == 0 || e.dial_timeout_ms == 0 {
+            return bad("store.etcd.request_timeout_ms", "timeouts must be positive");
+        }
         if self.zone_name.is_empty()
             || self.zone_name.len() > 255
             || self

@@ -51,9 +51,10 @@ enum Command {
         #[command(flatten)]
         conn: admin_cli::Conn,
     },
-    /// Restore a backup (a directory written by `backup`) into a new data directory.
+    /// Copy a backup (a directory written by `backup`, or a stopped server's
+    /// DATA/store) into an empty store (--data NEW, or --store URL).
     Restore {
-        /// The backup directory.
+        /// The backup (or sled store) directory.
         backup: PathBuf,
         #[command(flatten)]
         store: StoreArgs,
@@ -97,6 +98,10 @@ struct StoreArgs {
     /// Data directory [default: ozmint-data].
     #[arg(long)]
     data: Option<PathBuf>,
+    /// Where the store lives: sled:DIR, memory: or
+    /// etcd://HOST:PORT[,HOST:PORT...][/PREFIX] [default: sled in DATA/store].
+    #[arg(long)]
+    store: Option<String>,
 }
 
 #[derive(Args)]
@@ -146,6 +151,9 @@ fn load(
 ) -> Result<Config, ExitCode> {
     if let Some(d) = &store.data {
         overrides.push(("data_dir", path(d)));
+    }
+    if let Some(u) = &store.store {
+        overrides.push(("store.url", s(u)));
     }
     Config::load(store.config.as_deref(), std::env::vars(), &overrides).map_err(|e| {
         eprintln!("ozmint: {e}");
@@ -267,27 +275,38 @@ fn client(fut: impl std::future::Future<Output = Result<(), String>>) -> ExitCod
     }
 }
 
+/// Copies a backup (or the store directory of a stopped server: both are
+/// sled stores) into the store `--data`/`--store` name, which must be empty,
+/// then checks the copy. With `--store etcd://...` this moves a sled store
+/// onto etcd.
 fn restore(backup: &std::path::Path, store: &StoreArgs) -> ExitCode {
     let config = match load(store, Vec::new()) {
         Ok(c) => c,
         Err(code) => return code,
     };
-    let target = config.data_dir.join("store");
     client(async move {
-        if target.exists() {
-            return Err(format!(
-                "{} already holds a store; restore into a new data directory",
-                config.data_dir.display()
-            ));
-        }
         let opts = ozmint::engine::sled::SledOptions::default();
+        if !backup.is_dir() {
+            return Err(format!("{} is not a store directory", backup.display()));
+        }
         let src = ozmint::Store::open_sled(backup, &opts, ozmint::DurabilityMode::Durable)
             .await
             .map_err(|e| format!("cannot open backup {}: {e}", backup.display()))?;
-        serve::create_private_dir(&config.data_dir).map_err(|e| e.to_string())?;
-        src.backup_to(&target).await.map_err(|e| e.to_string())?;
+        let (engine, place) = serve::open_engine(&config)
+            .await
+            .map_err(|e| e.to_string())?;
+        let any = engine.scan(&[], None, 1).await.map_err(|e| e.to_string())?;
+        if !any.entries.is_empty() {
+            return Err(format!(
+                "{place} already holds a store; restore into an empty one"
+            ));
+        }
+        let copied = src
+            .copy_into(engine.as_ref())
+            .await
+            .map_err(|e| e.to_string())?;
         drop(src);
-        let restored = ozmint::Store::open_sled(&target, &opts, ozmint::DurabilityMode::Durable)
+        let restored = ozmint::Store::open(engine, config.durability)
             .await
             .map_err(|e| e.to_string())?;
         let problems = restored.check().await.map_err(|e| e.to_string())?;
@@ -299,9 +318,8 @@ fn restore(backup: &std::path::Path, store: &StoreArgs) -> ExitCode {
             ));
         }
         eprintln!(
-            "restored {} into {}",
-            backup.display(),
-            config.data_dir.display()
+            "restored {} ({copied} entries) into {place}",
+            backup.display()
         );
         Ok(())
     })

@@ -13,8 +13,9 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-use crate::config::Config;
-use crate::engine::sled::SledOptions;
+use crate::config::{Config, StoreUrl};
+use crate::engine::sled::{SledEngine, SledOptions};
+use crate::engine::Engine;
 use crate::http::{self, App};
 use crate::metrics::Metrics;
 use crate::model::ZonePrivileges;
@@ -61,27 +62,59 @@ pub fn create_private_dir(dir: &Path) -> std::io::Result<()> {
     Ok(())
 }
 
-/// Opens the store of `config.data_dir` (creating it owner-only).
+/// Opens the store `config` names (`store.url`; by default sled in
+/// `data_dir/store`), creating the data directory owner-only.
 pub async fn open_store(config: &Config) -> Result<Arc<Store>, StartError> {
+    let (engine, place) = open_engine(config).await?;
+    Store::open(engine, config.durability)
+        .await
+        .map(Arc::new)
+        .map_err(|e| StartError(format!("cannot open the store in {place}: {e}")))
+}
+
+/// Opens the engine `config` names (a sled store of an older layout is
+/// migrated first) and says where it is.
+pub async fn open_engine(config: &Config) -> Result<(Arc<dyn Engine>, String), StartError> {
     create_private_dir(&config.data_dir).map_err(|e| {
         StartError(format!(
             "cannot create data directory {}: {e}",
             config.data_dir.display()
         ))
     })?;
-    let opts = SledOptions {
-        cache_bytes: config.cache.store_bytes,
-        flush_every_ms: 500,
+    let url = config.store_url().map_err(|e| StartError(e.to_string()))?;
+    let place = match &url {
+        StoreUrl::Sled(dir) => dir.display().to_string(),
+        StoreUrl::Memory => "memory".into(),
+        StoreUrl::Etcd(u) => u.clone(),
     };
-    Store::open_sled(&config.data_dir.join("store"), &opts, config.durability)
-        .await
-        .map(Arc::new)
-        .map_err(|e| {
-            StartError(format!(
-                "cannot open the store in {}: {e}",
-                config.data_dir.display()
-            ))
-        })
+    let failed = |e: crate::Error| StartError(format!("cannot open the store in {place}: {e}"));
+    let engine: Arc<dyn Engine> = match &url {
+        StoreUrl::Sled(dir) => {
+            if let Some(parent) = dir.parent().filter(|p| !p.as_os_str().is_empty()) {
+                create_private_dir(parent)
+                    .map_err(|e| StartError(format!("cannot create {}: {e}", parent.display())))?;
+            }
+            let opts = SledOptions {
+                cache_bytes: config.cache.store_bytes,
+                flush_every_ms: 500,
+            };
+            let engine = SledEngine::open(dir, &opts).map_err(|e| failed(e.into()))?;
+            crate::store::migrate::from_sled_trees(&engine)
+                .await
+                .map_err(failed)?;
+            Arc::new(engine)
+        }
+        StoreUrl::Memory => Arc::new(crate::engine::memory::MemoryEngine::new()),
+        StoreUrl::Etcd(url) => open_etcd(config, url).await.map_err(failed)?,
+    };
+    Ok((engine, place))
+}
+
+#[cfg(not(feature = "etcd"))]
+async fn open_etcd(_: &Config, _: &str) -> crate::Result<Arc<dyn Engine>> {
+    Err(crate::Error::Invalid(
+        "this build has no etcd engine (build with --features etcd)".into(),
+    ))
 }
 
 /// What bootstrapping did to a store.

@@ -89,18 +89,22 @@ pub async fn from_sled_trees(engine: &SledEngine) -> Result<()> {
         }
         // The old version number goes last, with an immediate commit: once it
         // is in the flat keyspace the copy is complete.
-        let meta = engine.legacy_page("meta", None, CHUNK)?;
+        let has_meta = trees.iter().any(|t| t == "meta");
+        let meta = if has_meta {
+            engine.legacy_page("meta", None, CHUNK)?
+        } else {
+            Vec::new()
+        };
+        let meta_version = meta
+            .iter()
+            .find(|(k, _)| k.as_slice() == b"schema")
+            .map(|(_, v)| v.clone());
         let mut writes: Vec<Write> = meta
             .into_iter()
             .filter(|(k, _)| k.as_slice() != b"schema")
             .filter_map(|(k, v)| legacy_key("meta", &k).map(|k| Write::Put(k, v)))
             .collect();
-        let version = engine
-            .legacy_page("meta", None, CHUNK)?
-            .into_iter()
-            .find(|(k, _)| k.as_slice() == b"schema")
-            .map(|(_, v)| v)
-            .unwrap_or_else(|| vec![2]);
+        let version = meta_version.unwrap_or_else(|| vec![2]);
         writes.push(Write::Put(schema_key(), version));
         engine
             .commit(Commit::new(Vec::new(), writes, Durability::Immediate))
