@@ -14,4 +14,7 @@
 //! - [`crash`]: SIGKILL cycles; everything acknowledged survives.
 //! - [`fuzz_regressions`]: the fuzz corpora and regression inputs replayed.
 
+mod admin_cli;
+mod cli;
+mod crash;
 mod engines;
