@@ -18,3 +18,4 @@ mod admin_cli;
 mod cli;
 mod crash;
 mod engines;
+mod ops;
