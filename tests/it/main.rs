@@ -19,3 +19,4 @@ mod cli;
 mod crash;
 mod engines;
 mod ops;
+mod secrets;
