@@ -82,7 +82,7 @@ pub struct Store {
     engine: Arc<dyn Engine>,
     durability: Durability,
     /// Groups each user reaches, with the graph generation they were computed at.
-    reach: Mutex<HashMap<Id, (Vec<u8>, Arc<[Id]>)>>,
+    reach: Mutex<HashMap<Id, Reach>>,
     /// The root keys, with their generation.
     keys: RwLock<Option<Arc<KeySet>>>,
     /// Told the duration of every durable commit (metrics).
@@ -91,6 +91,9 @@ pub struct Store {
 
 /// Called with the duration of every durable commit.
 pub type CommitObserver = Box<dyn Fn(std::time::Duration) + Send + Sync>;
+
+/// The groups a user reaches, with the graph generation they were computed at.
+type Reach = (Vec<u8>, Arc<[Id]>);
 
 /// Entries kept in the reach cache before it is cleared wholesale.
 const REACH_CACHE_MAX: usize = 65_536;

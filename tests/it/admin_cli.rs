@@ -7,8 +7,6 @@
 //! Every child process runs with a clean `OZMINT_*` environment in a
 //! temporary working directory and is killed if it outlives its deadline.
 
-mod common;
-
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -16,11 +14,10 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
-use common::{
+use testkit::server::{
     blocking, expect_token, start_demo, start_on, TestServer, ADMIN, CAROL, DEMO_SPACE, GUEST,
 };
 
-const BIN: &str = env!("CARGO_BIN_EXE_ozmint");
 /// Longest a single command may run.
 const CLI_DEADLINE: Duration = Duration::from_secs(60);
 /// Longest a whole test may run.
@@ -79,7 +76,7 @@ fn run_sync(cwd: &Path, args: &[String], env: &[(String, String)]) -> Out {
     let n = N.fetch_add(1, Ordering::Relaxed);
     let out_path = cwd.join(format!("stdout-{n}"));
     let err_path = cwd.join(format!("stderr-{n}"));
-    let mut cmd = Command::new(BIN);
+    let mut cmd = Command::new(testkit::spawned::bin());
     cmd.current_dir(cwd)
         .args(args)
         .stdin(Stdio::null())
@@ -200,7 +197,7 @@ async fn api_get(s: &TestServer, path: &str) -> Value {
 /// The `ozmint admin` lines of README.md's worked example, split into
 /// arguments (without the program name and the trailing comments).
 fn readme_example() -> Vec<Vec<String>> {
-    let readme = include_str!("../README.md");
+    let readme = include_str!("../../README.md");
     let at = readme
         .find("A worked example")
         .expect("README.md has the worked example");
@@ -570,10 +567,7 @@ async fn admin_commands_backup_restore_and_check() {
             .await
             .expect("support");
         assert_eq!(r.status(), 201, "{}", r.text().await.unwrap_or_default());
-        let problems = {
-            let store = restored.store().clone();
-            blocking(move || store.check()).await.expect("check")
-        };
+        let problems = restored.store().check().await.expect("check");
         assert!(problems.is_empty(), "{problems:?}");
     })
     .await;

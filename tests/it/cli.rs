@@ -3,13 +3,11 @@
 //! working directory, listens on 127.0.0.1 with an ephemeral port, and is
 //! killed if a test fails.
 
-mod common;
-
 use std::time::Duration;
 
-use common::spawned::{ozmint, run, text, Server};
-use common::{client, expect_token, ADMIN, DEMO_GROUP, DEMO_SPACE};
 use ozmint::Id;
+use testkit::server::{client, expect_token, ADMIN, DEMO_GROUP, DEMO_SPACE};
+use testkit::spawned::{ozmint, run, text, Server};
 
 /// Upper bound for a server to exit after SIGTERM.
 const EXIT_DEADLINE: Duration = Duration::from_secs(15);

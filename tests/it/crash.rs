@@ -5,15 +5,13 @@
 //!
 //! Cycles: `OZMINT_CRASH_CYCLES` (default 3; run e.g. 200 by hand).
 
-mod common;
-
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
-use common::spawned::{ozmint, run, text, Server};
+use testkit::spawned::{ozmint, run, text, Server};
 
 const SPACE: &str = "9ueUeoZA6KXxNgzlvqmmrbzqE_BQiaHEEDC21sY1Kuc";
 const GROUP: &str = "HwUpk8jrwxKOe45uzLFX2GVC8lKEasj4q253sptVqF8";

@@ -2,6 +2,10 @@
 //! harness in `testkit` (also used by the benchmarks and fuzz targets).
 //!
 //! - [`engines`]: the engine conformance suite on every engine.
+//! - [`store`]: the store alone: privileges, cycles, cascading deletions.
+//! - [`instances`]: two store/zone instances on one engine behave as one zone.
+//! - [`full`]: a data directory on a filesystem that fills up.
+//! - [`early_answers`]: errors reach HTTP/2 clients that are still sending.
 //! - [`api`]: the two seed endpoints and the token API over HTTPS.
 //! - [`admin`]: the administration API.
 //! - [`lifecycle`]: tokens from mint to consumption, revocation, expiry, keys.
@@ -14,8 +18,14 @@
 //! - [`crash`]: SIGKILL cycles; everything acknowledged survives.
 //! - [`fuzz_regressions`]: the fuzz corpora and regression inputs replayed.
 
+<<<<<<< HEAD
+mod admin_cli;
+mod cli;
+mod crash;
 mod early_answers;
 mod engines;
 mod full;
 mod instances;
+mod ops;
+mod secrets;
 mod store;

@@ -7,16 +7,14 @@
 //! Every test spawns the real binary in a temporary directory, listens on
 //! 127.0.0.1 only, bounds every wait, and kills the child if the test fails.
 
-mod common;
-
 use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::spawned::{open_stopped_store, ozmint, run, strip_ansi, text, Server, EXIT_DEADLINE};
-use common::{ADMIN, DEMO_SPACE, PREFIX};
 use ozmint::token::wire;
-use ozmint::{Minter, MinterConfig, TokenKind};
+use ozmint::{TokenKind, Zone, ZoneConfig};
+use testkit::server::{ADMIN, DEMO_SPACE, PREFIX};
+use testkit::spawned::{open_stopped_store, ozmint, run, strip_ansi, text, Server, EXIT_DEADLINE};
 
 /// Timeout of every HTTP request made by the tests.
 const CLIENT_TIMEOUT: Duration = Duration::from_secs(30);
@@ -59,10 +57,10 @@ async fn token_of(resp: reqwest::Response) -> String {
     v["token"].as_str().expect("token field").to_owned()
 }
 
-/// Opens the store of a stopped server and a minter over it.
-fn open_minter(data_dir: &Path) -> Minter {
-    let store = open_stopped_store(data_dir);
-    Minter::new(store, MinterConfig::default()).expect("minter")
+/// Opens the store of a stopped server and a zone over it.
+async fn open_zone(data_dir: &Path) -> Zone {
+    let store = open_stopped_store(data_dir).await;
+    Zone::new(store, ZoneConfig::default()).await.expect("zone")
 }
 
 // ---------------------------------------------------------------------------
@@ -825,10 +823,11 @@ async fn sigterm_with_mints_in_flight_exits_0_and_every_answered_token_verifies(
     assert_eq!(tokens.len() + failed.len(), N);
 
     // Every token that was handed out was durably recorded.
-    let minter = open_minter(&data);
+    let zone = open_zone(&data).await;
     for t in &tokens {
-        let v = minter
+        let v = zone
             .verify_kind(t, TokenKind::SpaceSupport)
+            .await
             .unwrap_or_else(|e| panic!("an answered token verifies after shutdown: {e}"));
         assert_eq!(v.record.target.to_string(), DEMO_SPACE);
     }
@@ -1000,9 +999,9 @@ async fn after_sigterm_new_connections_are_refused_and_readyz_is_503_while_an_in
     // Still refused after the exit, on both listeners.
     assert!(tokio::net::TcpStream::connect(addr).await.is_err());
     assert!(tokio::net::TcpStream::connect(&probe_addr).await.is_err());
-    let minter = open_minter(&data);
-    minter
-        .verify_kind(&token, TokenKind::Provider)
+    let zone = open_zone(&data).await;
+    zone.verify_kind(&token, TokenKind::Provider)
+        .await
         .expect("the provider token minted during shutdown verifies");
 }
 

@@ -10,8 +10,6 @@
 //! It runs once with the human log format and once with JSON. The binary runs
 //! in a temporary directory on 127.0.0.1 and is killed if the test fails.
 
-mod common;
-
 use std::net::SocketAddr;
 use std::path::Path;
 use std::time::Duration;
@@ -21,9 +19,11 @@ use base64::Engine as _;
 use reqwest::Method;
 use serde_json::{json, Value};
 
-use common::spawned::{open_stopped_store, strip_ansi, Server, EXIT_DEADLINE};
-use common::PREFIX;
+use ozmint::model::RootKey;
+use ozmint::store::schema::ROOT_KEYS;
 use ozmint::token::{keys, wire};
+use testkit::server::PREFIX;
+use testkit::spawned::{open_stopped_store, strip_ansi, Server, EXIT_DEADLINE};
 
 const CLIENT_TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -764,7 +764,7 @@ fn push(needles: &mut Vec<Needle>, label: impl Into<String>, forms: Vec<String>)
 }
 
 /// Every secret of the run, read back from the stopped store where needed.
-fn needles(s: &Session, data_dir: &Path) -> Vec<Needle> {
+async fn needles(s: &Session, data_dir: &Path) -> Vec<Needle> {
     let mut out = Vec::new();
     let mut passwords = vec![
         ADMIN_PW.to_owned(),
@@ -795,10 +795,11 @@ fn needles(s: &Session, data_dir: &Path) -> Vec<Needle> {
     }
 
     // The store: password hashes, root keys, token records.
-    let store = open_stopped_store(data_dir);
+    let store = open_stopped_store(data_dir).await;
     for name in ["admin", ALICE, BOB] {
         let (_, user) = store
             .user_by_name(name)
+            .await
             .expect("read user")
             .unwrap_or_else(|| panic!("user {name}"));
         let phc = user.password_hash.clone();
@@ -809,7 +810,16 @@ fn needles(s: &Session, data_dir: &Path) -> Vec<Needle> {
         }
         push(&mut out, format!("password hash of {name}"), forms);
     }
-    let roots = store.root_keys().expect("root keys");
+    // Every root key, retired ones included (key 1 was retired).
+    let mut roots: Vec<(u32, RootKey)> = Vec::new();
+    for info in store.root_keys().await.expect("root keys").list() {
+        let key = store
+            .get(&ROOT_KEYS, &info.id)
+            .await
+            .expect("read a root key")
+            .unwrap_or_else(|| panic!("root key {} is stored", info.id));
+        roots.push((info.id, key));
+    }
     assert!(roots.len() >= 2, "rotation added a key");
     for (id, key) in &roots {
         push(&mut out, format!("root key {id}"), byte_forms(&key.secret));
@@ -959,7 +969,7 @@ async fn run_lifecycle_and_search(json_logs: bool) {
     );
 
     // Search.
-    let needles = needles(&s, &data);
+    let needles = needles(&s, &data).await;
     let errors: Vec<&Exchange> = s.exchanges.iter().filter(|e| e.status >= 300).collect();
     assert!(
         errors.len() >= 30,
