@@ -18,7 +18,6 @@
 //! - [`crash`]: SIGKILL cycles; everything acknowledged survives.
 //! - [`fuzz_regressions`]: the fuzz corpora and regression inputs replayed.
 
-<<<<<<< HEAD
 mod admin_cli;
 mod cli;
 mod crash;
