@@ -10,8 +10,6 @@
 //! operation, bad query), 404 (unknown entity or relation), 403 (missing
 //! privilege), 405 (wrong method, with `Allow`), 409 (taken name, cycle).
 
-mod common;
-
 use std::collections::BTreeSet;
 use std::future::Future;
 use std::time::Duration;
@@ -19,11 +17,11 @@ use std::time::Duration;
 use reqwest::Method as M;
 use serde_json::{json, Value};
 
-use common::{
-    assert_error, assert_error_code, blocking, expect_token, start_demo, TestServer, ADMIN,
+use ozmint::Id;
+use testkit::server::{
+    assert_error, assert_error_code, content_type, expect_token, id, start_demo, TestServer, ADMIN,
     ADMIN_ID, CAROL, CAROL_ID, DEMO_GROUP, DEMO_SPACE, GUEST, GUEST_ID,
 };
-use ozmint::Id;
 
 /// Longest any test may run.
 const DEADLINE: Duration = Duration::from_secs(180);
@@ -169,7 +167,7 @@ async fn fails_raw(s: &TestServer, method: M, path: &str, who: Cred<'_>, body: &
 async fn expect_json(resp: reqwest::Response, status: u16) -> Value {
     let got = resp.status().as_u16();
     let url = resp.url().path().to_owned();
-    let ctype = common::content_type(&resp);
+    let ctype = content_type(&resp);
     let text = resp.text().await.expect("body");
     assert_eq!(got, status, "status of {url}; body: {text}");
     assert_eq!(ctype.as_deref(), Some("application/json"), "{url}: {text}");
@@ -304,8 +302,8 @@ async fn support_status(s: &TestServer, space: &str, who: (&str, &str)) -> u16 {
 
 /// The store's consistency problems (none expected).
 async fn store_problems(s: &TestServer) -> Vec<String> {
-    let store = s.store().clone();
-    blocking(move || store.check())
+    s.store()
+        .check()
         .await
         .expect("the consistency check runs")
 }
@@ -360,8 +358,8 @@ async fn users_are_created_listed_shown_and_deleted() {
             fails_raw(&s, M::POST, "/users", AS_ADMIN, raw, 400).await;
         }
         // None of the refused requests created anyone.
-        assert!(s.store().user_by_name("erin").unwrap().is_none());
-        assert!(s.store().user_by_name("a:b").unwrap().is_none());
+        assert!(s.store().user_by_name("erin").await.unwrap().is_none());
+        assert!(s.store().user_by_name("a:b").await.unwrap().is_none());
 
         // Listing.
         let all = ids(&s, "/users", AS_ADMIN, "users").await;
@@ -513,7 +511,7 @@ async fn a_provider_is_not_a_user() {
             assert_error_code(r, 403, "forbidden").await;
         }
         assert_eq!(
-            s.store().groups(None, 1000).unwrap().len(),
+            s.store().groups(None, 1000).await.unwrap().0.len(),
             1,
             "no group created"
         );
@@ -797,19 +795,23 @@ async fn group_types_are_created_shown_and_changed() {
         fails_json(&s, M::POST, "/groups", AS_GUEST, bad, 400).await;
 
         // Export and import keep the type.
-        let store = s.store().clone();
         let gid: Id = g.parse().expect("group id");
-        let set = blocking(move || store.export().expect("export")).await;
+        let set = s.store().export().await.expect("export");
         let exported = set.groups.iter().find(|x| x.id == g).expect("exported");
         assert_eq!(exported.kind, ozmint::model::GroupType::Unit);
         let json = serde_json::to_value(&set).expect("data set json");
         let again: ozmint::store::Dataset = serde_json::from_value(json).expect("round trip");
-        let other = ozmint::store::Store::memory();
+        let other = ozmint::store::Store::memory().await.expect("a memory store");
         other
-            .import(&again, |_| Ok(String::from("unused")))
+            .import(
+                &again,
+                |_| Ok(String::from("unused")),
+                ozmint::store::ImportMode::Strict,
+            )
+            .await
             .expect("import");
         assert_eq!(
-            other.group(&gid).expect("read").expect("group").kind,
+            other.group(&gid).await.expect("read").expect("group").kind,
             ozmint::model::GroupType::Unit
         );
         assert!(store_problems(&s).await.is_empty());
@@ -1483,7 +1485,9 @@ async fn lists_are_paginated() {
         let expected: BTreeSet<String> = s
             .store()
             .users(None, 1000)
+            .await
             .unwrap()
+            .0
             .into_iter()
             .map(|(id, _)| id.to_string())
             .collect();
@@ -1953,19 +1957,17 @@ async fn backup_while_running() {
 
         // The server keeps serving, and a change after the backup is not in it.
         let after = new_user(&s, "after", "pw").await;
-        let copy = blocking(move || {
-            ozmint::Store::open(
-                &path,
-                &ozmint::store::SledOptions::default(),
-                ozmint::Durability::Durable,
-            )
-            .expect("the backup opens as a store")
-        })
-        .await;
-        assert!(copy.check().expect("check").is_empty());
-        assert!(copy.user(&common::id(&before)).unwrap().is_some());
-        assert!(copy.user(&common::id(&after)).unwrap().is_none());
-        assert!(copy.user_by_name("admin").unwrap().is_some());
+        let copy = ozmint::Store::open_sled(
+            &path,
+            &ozmint::engine::sled::SledOptions::default(),
+            ozmint::DurabilityMode::Durable,
+        )
+        .await
+        .expect("the backup opens as a store");
+        assert!(copy.check().await.expect("check").is_empty());
+        assert!(copy.user(&id(&before)).await.unwrap().is_some());
+        assert!(copy.user(&id(&after)).await.unwrap().is_none());
+        assert!(copy.user_by_name("admin").await.unwrap().is_some());
     })
     .await;
 }
@@ -2073,7 +2075,7 @@ async fn every_endpoint_requires_credentials() {
             assert_error_code(r, 401, "invalid_credentials").await;
         }
         assert!(store_problems(&s).await.is_empty());
-        assert!(s.store().user_by_name("zed").unwrap().is_none());
+        assert!(s.store().user_by_name("zed").await.unwrap().is_none());
     })
     .await;
 }
@@ -2231,7 +2233,7 @@ async fn every_endpoint_checks_privileges() {
             ids(&s, &format!("/spaces/{sp}/users"), AS_ADMIN, "users").await,
             set(&[ADMIN_ID, GUEST_ID])
         );
-        assert!(s.store().user_by_name("zed").unwrap().is_none());
+        assert!(s.store().user_by_name("zed").await.unwrap().is_none());
         assert!(store_problems(&s).await.is_empty());
     })
     .await;
@@ -2365,7 +2367,7 @@ async fn concurrent_zone_privilege_grants_are_not_lost() {
 async fn passwords_too_long_to_log_in_with_are_refused() {
     bounded(async {
         let s = start_demo().await;
-        let long = "p".repeat(ozmint::auth::MAX_PASSWORD + 1);
+        let long = "p".repeat(ozmint::ops::auth::MAX_PASSWORD + 1);
         let body = json!({ "username": "longpw", "password": long });
         let r = call(&s, M::POST, "/users", AS_ADMIN, Some(body)).await;
         let status = r.status().as_u16();

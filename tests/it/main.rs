@@ -14,4 +14,10 @@
 //! - [`crash`]: SIGKILL cycles; everything acknowledged survives.
 //! - [`fuzz_regressions`]: the fuzz corpora and regression inputs replayed.
 
+mod admin;
+mod api;
 mod engines;
+mod hostile;
+mod interop;
+mod lifecycle;
+mod races;
