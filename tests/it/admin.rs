@@ -2398,3 +2398,52 @@ async fn passwords_too_long_to_log_in_with_are_refused() {
     })
     .await;
 }
+
+/// A privilege update needs the privilege to set privileges, nothing else:
+/// zone `set_privileges` alone (no `view_privileges`, no `list_groups`)
+/// updates zone and member privileges, and a mere viewer is refused with 403
+/// whether or not the member it names is one (the check used to be the
+/// viewing privilege followed by the relation's existence).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn privilege_updates_need_set_privileges_only() {
+    bounded(async {
+        let s = start_demo().await;
+        let setter = new_user(&s, "setter", "setter-pw").await;
+        let who = Some(("setter", "setter-pw"));
+        patch_privs(
+            &s,
+            &format!("/users/{setter}/privileges"),
+            AS_ADMIN,
+            "set",
+            &["set_privileges"],
+        )
+        .await;
+        let guest = format!("/users/{GUEST_ID}/privileges");
+        fails(&s, M::GET, &guest, who, 403).await;
+        patch_privs(&s, &guest, who, "grant", &["list_users"]).await;
+        assert_eq!(
+            privileges_of(&s, &guest, AS_ADMIN).await,
+            set(&["list_users"])
+        );
+
+        let g = new_group(&s, AS_ADMIN, "g").await;
+        put_member(&s, &format!("/groups/{g}/users/{GUEST_ID}"), AS_ADMIN, 200).await;
+        let member = format!("/groups/{g}/users/{GUEST_ID}/privileges");
+        fails(&s, M::GET, &member, who, 403).await;
+        patch_privs(&s, &member, who, "grant", &["group_invite_user"]).await;
+        assert_eq!(
+            privileges_of(&s, &member, AS_ADMIN).await,
+            set(&["group_view_data", "group_invite_user"])
+        );
+        // The setter may try a non-member: 404 once allowed.
+        let body = json!({ "operation": "grant", "privileges": ["group_view_data"] });
+        let carol = format!("/groups/{g}/users/{CAROL_ID}/privileges");
+        fails_json(&s, M::PATCH, &carol, who, body.clone(), 404).await;
+        // Guest may view the group but not set privileges: 403 for a member
+        // and a non-member alike.
+        fails_json(&s, M::PATCH, &member, AS_GUEST, body.clone(), 403).await;
+        fails_json(&s, M::PATCH, &carol, AS_GUEST, body, 403).await;
+        assert!(store_problems(&s).await.is_empty());
+    })
+    .await;
+}
