@@ -11,20 +11,15 @@
 //! privilege), 405 (wrong method, with `Allow`), 409 (taken name, cycle).
 
 use std::collections::BTreeSet;
-use std::future::Future;
-use std::time::Duration;
 
 use reqwest::Method as M;
 use serde_json::{json, Value};
 
 use ozmint::Id;
 use testkit::server::{
-    assert_error, assert_error_code, content_type, expect_token, id, start_demo, TestServer, ADMIN,
-    ADMIN_ID, CAROL, CAROL_ID, DEMO_GROUP, DEMO_SPACE, GUEST, GUEST_ID,
+    assert_error, assert_error_code, bounded, content_type, expect_token, id, start_demo,
+    TestServer, ADMIN, ADMIN_ID, CAROL, CAROL_ID, DEMO_GROUP, DEMO_SPACE, GUEST, GUEST_ID,
 };
-
-/// Longest any test may run.
-const DEADLINE: Duration = Duration::from_secs(180);
 
 /// Basic credentials, or none.
 type Cred<'a> = Option<(&'a str, &'a str)>;
@@ -73,13 +68,6 @@ const SPACE_MEMBER: [&str; 2] = ["space_view_data", "space_write_files"];
 // ---------------------------------------------------------------------------
 // Helpers
 // ---------------------------------------------------------------------------
-
-/// Runs a test body under [`DEADLINE`].
-async fn bounded(f: impl Future<Output = ()>) {
-    tokio::time::timeout(DEADLINE, f)
-        .await
-        .expect("the test finishes within its deadline");
-}
 
 /// `METHOD /api/v3/onezone{path}` with optional Basic credentials and JSON body.
 async fn call(
@@ -302,10 +290,7 @@ async fn support_status(s: &TestServer, space: &str, who: (&str, &str)) -> u16 {
 
 /// The store's consistency problems (none expected).
 async fn store_problems(s: &TestServer) -> Vec<String> {
-    s.store()
-        .check()
-        .await
-        .expect("the consistency check runs")
+    s.store().check().await.expect("the consistency check runs")
 }
 
 // ---------------------------------------------------------------------------
@@ -801,7 +786,9 @@ async fn group_types_are_created_shown_and_changed() {
         assert_eq!(exported.kind, ozmint::model::GroupType::Unit);
         let json = serde_json::to_value(&set).expect("data set json");
         let again: ozmint::store::Dataset = serde_json::from_value(json).expect("round trip");
-        let other = ozmint::store::Store::memory().await.expect("a memory store");
+        let other = ozmint::store::Store::memory()
+            .await
+            .expect("a memory store");
         other
             .import(
                 &again,

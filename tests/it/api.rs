@@ -3,7 +3,6 @@
 //! and restarts.
 
 use std::collections::HashSet;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
@@ -20,13 +19,6 @@ use testkit::onedata;
 use testkit::server::*;
 
 const WEEK: u64 = 7 * 24 * 3600;
-
-fn unix_now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .expect("clock after 1970")
-        .as_secs()
-}
 
 // ---------------------------------------------------------------------------
 // The wire format, decoded independently of the crate.

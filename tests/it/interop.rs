@@ -16,14 +16,14 @@ use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitStatus, Stdio};
 use std::sync::OnceLock;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use ozmint::config::Config;
 use ozmint::model::TokenKind;
 use ozmint::token::{wire, Caveat, TokenError};
 use ozmint::DurabilityMode;
 use testkit::onedata;
-use testkit::server::{ADMIN, DEMO_SPACE};
+use testkit::server::{unix_now, ADMIN, DEMO_SPACE};
 
 /// The pymacaroons release the checks run against.
 const PYMACAROONS: &str = "pymacaroons==0.13.0";
@@ -42,13 +42,6 @@ fn manifest_dir() -> &'static Path {
 
 fn check_py() -> PathBuf {
     manifest_dir().join("tests/interop/check.py")
-}
-
-fn unix_now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .expect("clock after 1970")
-        .as_secs()
 }
 
 // ---------------------------------------------------------------------------

@@ -6,9 +6,8 @@
 //!
 //! Library calls are only used to set up state or to look into the store;
 //! every operation under test goes through an in-process HTTPS server on
-//! 127.0.0.1. Every test is bounded by [`TEST_LIMIT`].
+//! 127.0.0.1. Every test is bounded by [`testkit::server::TEST_LIMIT`].
 
-use std::future::Future;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
@@ -26,47 +25,26 @@ use ozmint::serve::{Bootstrap, Running};
 use ozmint::store::{GROUP_USERS_REL, SPACE_GROUPS_REL, SPACE_PROVIDERS_REL};
 use ozmint::{DurabilityMode, Entity, Id, Store, Subject, TokenKind};
 use testkit::onedata::{escape, unescape};
-use testkit::server::open_store_within;
+use testkit::server::{
+    bounded, client, client_builder, id, open_store_within, unix_now, ADMIN_ID, CAROL_ID,
+    DEMO_GROUP, DEMO_SPACE, GUEST_ID, PREFIX,
+};
 
 // ---------------------------------------------------------------------------
 // The demo data set and limits.
 // ---------------------------------------------------------------------------
 
-const SPACE: &str = "9ueUeoZA6KXxNgzlvqmmrbzqE_BQiaHEEDC21sY1Kuc";
-const GROUP: &str = "HwUpk8jrwxKOe45uzLFX2GVC8lKEasj4q253sptVqF8";
-const ADMIN_ID: &str = "tWLZmTxJqfHhOSGCWqyXvW2nbtDNTDf2DxvRNdUXP3M";
-const CAROL_ID: &str = "c0Axi7YxZr9PlLmpBhH7bWoE1sQQ6ZAGiiEzq5T0hXw";
-const GUEST_ID: &str = "Gm4CMqtAjFgTyY1xLXFqjmbzTMF1E3IGbEXDBDKHz9I";
+const SPACE: &str = DEMO_SPACE;
+const GROUP: &str = DEMO_GROUP;
 
 const ADMIN: Cred<'static> = Cred::Basic("admin", "password");
 const GUEST: Cred<'static> = Cred::Basic("guest", "guest");
 const CAROL: Cred<'static> = Cred::Basic("carol", "carol");
 
-const PREFIX: &str = "/api/v3/onezone";
-
-/// Upper bound of every test.
-const TEST_LIMIT: Duration = Duration::from_secs(180);
-/// Timeout of every HTTP request.
-const CLIENT_TIMEOUT: Duration = Duration::from_secs(10);
 /// Concurrent consumers in the double-spend tests.
 const RACERS: usize = 32;
 /// Trials of each double-spend test.
 const TRIALS: usize = 5;
-
-fn id(s: &str) -> Id {
-    s.parse().expect("a well-formed id")
-}
-
-fn unix_now() -> u64 {
-    ozmint::model::now()
-}
-
-/// Runs a test body, failing it if it takes longer than [`TEST_LIMIT`].
-async fn bounded<F: Future<Output = ()>>(body: F) {
-    tokio::time::timeout(TEST_LIMIT, body)
-        .await
-        .expect("the test finished within its time limit");
-}
 
 // ---------------------------------------------------------------------------
 // The token wire format, handled independently of the crate.
@@ -218,17 +196,6 @@ async fn read(resp: reqwest::Response) -> R {
     }
 }
 
-fn client_builder() -> reqwest::ClientBuilder {
-    Client::builder()
-        .danger_accept_invalid_certs(true)
-        .timeout(CLIENT_TIMEOUT)
-        .no_proxy()
-}
-
-fn new_client() -> Client {
-    client_builder().build().expect("a reqwest client")
-}
-
 fn config_for(dir: &Path, durability: DurabilityMode) -> Config {
     let mut config = Config {
         data_dir: dir.into(),
@@ -262,7 +229,7 @@ async fn start(dir: &Path, durability: DurabilityMode) -> Server {
     let base = format!("https://127.0.0.1:{}", running.addr.port());
     Server {
         running,
-        client: new_client(),
+        client: client(),
         base,
         boot,
     }
@@ -464,7 +431,10 @@ async fn access_tokens_authenticate_list_and_revoke() {
             caveats(&token),
             vec![
                 "tokenType = access_token".to_owned(),
-                format!("time < {}", s.record(&token).await.expect("a record").expires)
+                format!(
+                    "time < {}",
+                    s.record(&token).await.expect("a record").expires
+                )
             ]
         );
 
@@ -787,13 +757,14 @@ fn time_caveats(token: &str) -> Vec<u64> {
         .collect()
 }
 
-/// SUSPECTED BUG (src/http/api.rs, `ClientTokens` GET arm, lines ~90-101 at the time of writing): a
+/// Regression (once a bug of the `GET /user/client_tokens` handler): a
 /// holder who was given a time-limited copy of an access token (attenuated
-/// with `time < N`) lists `GET /user/client_tokens` with it and receives the
-/// original, un-attenuated token string (re-rendered by `Minter::render`),
-/// valid for the full 30 days. The holder thereby strips its own caveat.
-/// Expected: the listing is refused to an attenuated token, or every token
-/// it returns is itself bounded by the caller's `time <` caveat.
+/// with `time < N`) listed `GET /user/client_tokens` with it and received the
+/// original, un-attenuated token string (re-rendered from its record), valid
+/// for the full 30 days, thereby stripping its own caveat. Expected: the
+/// listing is refused to an attenuated token (as `Zone::access_tokens` does
+/// now), or every token it returns is itself bounded by the caller's
+/// `time <` caveat.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn attenuated_access_token_cannot_recover_the_unattenuated_token() {
     use ozmint::token::wire::attenuate;
@@ -820,11 +791,11 @@ async fn attenuated_access_token_cannot_recover_the_unattenuated_token() {
     .await;
 }
 
-/// SUSPECTED BUG (src/http/api.rs, `ClientTokens` POST arm, lines ~83-89 at the time of writing): a
-/// time-limited (attenuated) access token mints a fresh access token valid
+/// Regression (once a bug of the `POST /user/client_tokens` handler): a
+/// time-limited (attenuated) access token minted a fresh access token valid
 /// for the full configured lifetime (30 days), escaping its `time <` caveat.
-/// Expected: refused, or the new token expires no later than the caller's
-/// caveat.
+/// Expected: refused (as `Zone::create_access_token` does now), or the new
+/// token expires no later than the caller's caveat.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn attenuated_access_token_cannot_mint_a_longer_lived_one() {
     use ozmint::token::wire::attenuate;
@@ -937,7 +908,10 @@ async fn providers_register_and_support_spaces() {
             let r = s.support_raw(&pt1, &body).await;
             r.expect(400, None, &format!("size {what}"));
             assert!(
-                matches!(s.record(&t).await.expect("record").state, TokenState::Active),
+                matches!(
+                    s.record(&t).await.expect("record").state,
+                    TokenState::Active
+                ),
                 "size {what} consumed the token"
             );
         }
@@ -1113,7 +1087,10 @@ async fn space_creation_token_creates_a_supported_group_space() {
                 .await
                 .expect(400, None, what);
             assert!(
-                matches!(s.record(&t).await.expect("record").state, TokenState::Active),
+                matches!(
+                    s.record(&t).await.expect("record").state,
+                    TokenState::Active
+                ),
                 "{what} consumed the token"
             );
         }
@@ -1237,7 +1214,10 @@ async fn issuer_must_still_hold_the_privilege_at_consumption() {
         let r = s.support(&pt, &t, json!(64)).await;
         r.expect(400, Some("invalid_token"), "the issuer lost the privilege");
         assert!(r.description().contains("issuer"), "{}", r.text);
-        assert_eq!(s.record(&t).await.expect("record").state, TokenState::Active);
+        assert_eq!(
+            s.record(&t).await.expect("record").state,
+            TokenState::Active
+        );
         assert!(s.space_supports(SPACE).await.is_empty());
 
         // Once carol is back, the very same token works.
@@ -1505,7 +1485,10 @@ async fn revocation_of_invite_tokens() {
         s.post(&format!("/spaces/{SPACE}/providers/token"), GUEST, None)
             .await
             .expect(403, Some("forbidden"), "guest minting an invite");
-        assert_eq!(s.record(&t1).await.expect("record").state, TokenState::Active);
+        assert_eq!(
+            s.record(&t1).await.expect("record").state,
+            TokenState::Active
+        );
 
         // Unknown and malformed ids.
         s.delete(&format!("/tokens/{}", Id::random()), ADMIN)
@@ -1720,7 +1703,10 @@ async fn expired_tokens_are_refused_and_purged() {
             .expect("purge");
         assert_eq!(purged, 2);
         assert!(s.record(&token).await.is_none(), "the record is gone");
-        assert!(s.record(&access.token).await.is_none(), "the record is gone");
+        assert!(
+            s.record(&access.token).await.is_none(),
+            "the record is gone"
+        );
         let r = s.support(&pt, &token, json!(1)).await;
         r.expect(400, Some("invalid_token"), "consuming a purged token");
         // Unexpired tokens survive a purge.
