@@ -171,7 +171,7 @@ pub(super) async fn dispatch(
             let uid = parse_id(&id)?;
             if method == Method::PATCH {
                 // 404 and 403 before the body is looked at.
-                zone.zone_privileges(&caller, uid).await?;
+                zone.require_exists(crate::Entity::User, &uid).await?;
                 zone.require(&caller, crate::ops::Action::Zone(ZP::SetPrivileges))
                     .await?;
                 let upd: PrivUpdate = read_json(app, &body)?;
@@ -299,7 +299,8 @@ pub(super) async fn dispatch(
             let (cid, mid) = (parse_id(&id)?, parse_id(&mid)?);
             if method == Method::PATCH {
                 // 404 and 403 before the body is looked at.
-                zone.member_privileges(&caller, m, cid, mid).await?;
+                zone.may_update_member_privileges(&caller, m, cid, mid)
+                    .await?;
                 let upd: PrivUpdate = read_json(app, &body)?;
                 let change = NamedChange {
                     operation: upd.operation,

@@ -325,6 +325,47 @@ impl Zone {
         }
     }
 
+    /// What [`Zone::update_member_privileges`] checks before it looks at the
+    /// change, without changing anything: both ends exist (404), then the
+    /// caller may set privileges in the container (403).
+    pub async fn may_update_member_privileges(
+        &self,
+        caller: &Caller,
+        m: Members,
+        container: Id,
+        member: Id,
+    ) -> Result<()> {
+        match m {
+            Members::GroupUsers => {
+                self.may_set(caller, &GROUP_USERS_KIND, container, member)
+                    .await
+            }
+            Members::GroupChildren => {
+                self.may_set(caller, &GROUP_CHILDREN_KIND, container, member)
+                    .await
+            }
+            Members::SpaceUsers => {
+                self.may_set(caller, &SPACE_USERS_KIND, container, member)
+                    .await
+            }
+            Members::SpaceGroups => {
+                self.may_set(caller, &SPACE_GROUPS_KIND, container, member)
+                    .await
+            }
+        }
+    }
+
+    async fn may_set<P: Privilege + Send + Sync>(
+        &self,
+        caller: &Caller,
+        k: &Kind<P>,
+        container: Id,
+        member: Id,
+    ) -> Result<()> {
+        self.ends(k, &container, &member).await?;
+        self.require(caller, k.set.on(container)).await
+    }
+
     async fn ends<P: Privilege>(&self, k: &Kind<P>, container: &Id, member: &Id) -> Result<()> {
         self.require_exists(k.container, container).await?;
         self.require_exists(k.member, member).await
@@ -404,8 +445,7 @@ impl Zone {
         member: Id,
         change: &NamedChange,
     ) -> Result<()> {
-        self.ends(k, &container, &member).await?;
-        self.require(caller, k.set.on(container)).await?;
+        self.may_set(caller, k, container, member).await?;
         let change = PrivilegeChange::<P>::parse(&change.operation, &change.privileges)?;
         self.store
             .update_relation(k.relation, &container, &member, |old| Ok(change.apply(old)))

@@ -1,7 +1,7 @@
 //! An in-process HTTPS server on a temporary data directory, a client that
-//! trusts its self-signed certificate, the demo data set's ids, and
-//! error-response checks. The real binary as a child process is in
-//! [`crate::spawned`].
+//! trusts its self-signed certificate, the demo data set's ids,
+//! error-response checks, a time limit for test bodies and the clock. The
+//! real binary as a child process is in [`crate::spawned`].
 
 use std::path::Path;
 use std::sync::Arc;
@@ -286,4 +286,22 @@ pub async fn assert_error_code(
     let v = assert_error(resp, status).await;
     assert_eq!(v["error"], code, "error code in {v}");
     v
+}
+
+/// Upper bound of a whole test run under [`bounded`].
+pub const TEST_LIMIT: Duration = Duration::from_secs(180);
+
+/// Runs a test body, failing it if it takes longer than [`TEST_LIMIT`].
+pub async fn bounded(body: impl std::future::Future<Output = ()>) {
+    tokio::time::timeout(TEST_LIMIT, body)
+        .await
+        .expect("the test finished within its time limit");
+}
+
+/// Now, in unix seconds (read independently of the crate's clock).
+pub fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock after 1970")
+        .as_secs()
 }

@@ -10,23 +10,16 @@
 //! operation, bad query), 404 (unknown entity or relation), 403 (missing
 //! privilege), 405 (wrong method, with `Allow`), 409 (taken name, cycle).
 
-mod common;
-
 use std::collections::BTreeSet;
-use std::future::Future;
-use std::time::Duration;
 
 use reqwest::Method as M;
 use serde_json::{json, Value};
 
-use common::{
-    assert_error, assert_error_code, blocking, expect_token, start_demo, TestServer, ADMIN,
-    ADMIN_ID, CAROL, CAROL_ID, DEMO_GROUP, DEMO_SPACE, GUEST, GUEST_ID,
-};
 use ozmint::Id;
-
-/// Longest any test may run.
-const DEADLINE: Duration = Duration::from_secs(180);
+use testkit::server::{
+    assert_error, assert_error_code, bounded, content_type, expect_token, id, start_demo,
+    TestServer, ADMIN, ADMIN_ID, CAROL, CAROL_ID, DEMO_GROUP, DEMO_SPACE, GUEST, GUEST_ID,
+};
 
 /// Basic credentials, or none.
 type Cred<'a> = Option<(&'a str, &'a str)>;
@@ -75,13 +68,6 @@ const SPACE_MEMBER: [&str; 2] = ["space_view_data", "space_write_files"];
 // ---------------------------------------------------------------------------
 // Helpers
 // ---------------------------------------------------------------------------
-
-/// Runs a test body under [`DEADLINE`].
-async fn bounded(f: impl Future<Output = ()>) {
-    tokio::time::timeout(DEADLINE, f)
-        .await
-        .expect("the test finishes within its deadline");
-}
 
 /// `METHOD /api/v3/onezone{path}` with optional Basic credentials and JSON body.
 async fn call(
@@ -169,7 +155,7 @@ async fn fails_raw(s: &TestServer, method: M, path: &str, who: Cred<'_>, body: &
 async fn expect_json(resp: reqwest::Response, status: u16) -> Value {
     let got = resp.status().as_u16();
     let url = resp.url().path().to_owned();
-    let ctype = common::content_type(&resp);
+    let ctype = content_type(&resp);
     let text = resp.text().await.expect("body");
     assert_eq!(got, status, "status of {url}; body: {text}");
     assert_eq!(ctype.as_deref(), Some("application/json"), "{url}: {text}");
@@ -304,10 +290,7 @@ async fn support_status(s: &TestServer, space: &str, who: (&str, &str)) -> u16 {
 
 /// The store's consistency problems (none expected).
 async fn store_problems(s: &TestServer) -> Vec<String> {
-    let store = s.store().clone();
-    blocking(move || store.check())
-        .await
-        .expect("the consistency check runs")
+    s.store().check().await.expect("the consistency check runs")
 }
 
 // ---------------------------------------------------------------------------
@@ -360,8 +343,8 @@ async fn users_are_created_listed_shown_and_deleted() {
             fails_raw(&s, M::POST, "/users", AS_ADMIN, raw, 400).await;
         }
         // None of the refused requests created anyone.
-        assert!(s.store().user_by_name("erin").unwrap().is_none());
-        assert!(s.store().user_by_name("a:b").unwrap().is_none());
+        assert!(s.store().user_by_name("erin").await.unwrap().is_none());
+        assert!(s.store().user_by_name("a:b").await.unwrap().is_none());
 
         // Listing.
         let all = ids(&s, "/users", AS_ADMIN, "users").await;
@@ -513,7 +496,7 @@ async fn a_provider_is_not_a_user() {
             assert_error_code(r, 403, "forbidden").await;
         }
         assert_eq!(
-            s.store().groups(None, 1000).unwrap().len(),
+            s.store().groups(None, 1000).await.unwrap().0.len(),
             1,
             "no group created"
         );
@@ -797,19 +780,25 @@ async fn group_types_are_created_shown_and_changed() {
         fails_json(&s, M::POST, "/groups", AS_GUEST, bad, 400).await;
 
         // Export and import keep the type.
-        let store = s.store().clone();
         let gid: Id = g.parse().expect("group id");
-        let set = blocking(move || store.export().expect("export")).await;
+        let set = s.store().export().await.expect("export");
         let exported = set.groups.iter().find(|x| x.id == g).expect("exported");
         assert_eq!(exported.kind, ozmint::model::GroupType::Unit);
         let json = serde_json::to_value(&set).expect("data set json");
         let again: ozmint::store::Dataset = serde_json::from_value(json).expect("round trip");
-        let other = ozmint::store::Store::memory();
+        let other = ozmint::store::Store::memory()
+            .await
+            .expect("a memory store");
         other
-            .import(&again, |_| Ok(String::from("unused")))
+            .import(
+                &again,
+                |_| Ok(String::from("unused")),
+                ozmint::store::ImportMode::Strict,
+            )
+            .await
             .expect("import");
         assert_eq!(
-            other.group(&gid).expect("read").expect("group").kind,
+            other.group(&gid).await.expect("read").expect("group").kind,
             ozmint::model::GroupType::Unit
         );
         assert!(store_problems(&s).await.is_empty());
@@ -1483,7 +1472,9 @@ async fn lists_are_paginated() {
         let expected: BTreeSet<String> = s
             .store()
             .users(None, 1000)
+            .await
             .unwrap()
+            .0
             .into_iter()
             .map(|(id, _)| id.to_string())
             .collect();
@@ -1953,19 +1944,17 @@ async fn backup_while_running() {
 
         // The server keeps serving, and a change after the backup is not in it.
         let after = new_user(&s, "after", "pw").await;
-        let copy = blocking(move || {
-            ozmint::Store::open(
-                &path,
-                &ozmint::store::SledOptions::default(),
-                ozmint::Durability::Durable,
-            )
-            .expect("the backup opens as a store")
-        })
-        .await;
-        assert!(copy.check().expect("check").is_empty());
-        assert!(copy.user(&common::id(&before)).unwrap().is_some());
-        assert!(copy.user(&common::id(&after)).unwrap().is_none());
-        assert!(copy.user_by_name("admin").unwrap().is_some());
+        let copy = ozmint::Store::open_sled(
+            &path,
+            &ozmint::engine::sled::SledOptions::default(),
+            ozmint::DurabilityMode::Durable,
+        )
+        .await
+        .expect("the backup opens as a store");
+        assert!(copy.check().await.expect("check").is_empty());
+        assert!(copy.user(&id(&before)).await.unwrap().is_some());
+        assert!(copy.user(&id(&after)).await.unwrap().is_none());
+        assert!(copy.user_by_name("admin").await.unwrap().is_some());
     })
     .await;
 }
@@ -2073,7 +2062,7 @@ async fn every_endpoint_requires_credentials() {
             assert_error_code(r, 401, "invalid_credentials").await;
         }
         assert!(store_problems(&s).await.is_empty());
-        assert!(s.store().user_by_name("zed").unwrap().is_none());
+        assert!(s.store().user_by_name("zed").await.unwrap().is_none());
     })
     .await;
 }
@@ -2231,7 +2220,7 @@ async fn every_endpoint_checks_privileges() {
             ids(&s, &format!("/spaces/{sp}/users"), AS_ADMIN, "users").await,
             set(&[ADMIN_ID, GUEST_ID])
         );
-        assert!(s.store().user_by_name("zed").unwrap().is_none());
+        assert!(s.store().user_by_name("zed").await.unwrap().is_none());
         assert!(store_problems(&s).await.is_empty());
     })
     .await;
@@ -2365,7 +2354,7 @@ async fn concurrent_zone_privilege_grants_are_not_lost() {
 async fn passwords_too_long_to_log_in_with_are_refused() {
     bounded(async {
         let s = start_demo().await;
-        let long = "p".repeat(ozmint::auth::MAX_PASSWORD + 1);
+        let long = "p".repeat(ozmint::ops::auth::MAX_PASSWORD + 1);
         let body = json!({ "username": "longpw", "password": long });
         let r = call(&s, M::POST, "/users", AS_ADMIN, Some(body)).await;
         let status = r.status().as_u16();
@@ -2393,6 +2382,55 @@ async fn passwords_too_long_to_log_in_with_are_refused() {
             assert_error_code(r, 400, "invalid_request").await;
             expect_json(get(&s, "/user", AS_CAROL).await, 200).await;
         }
+    })
+    .await;
+}
+
+/// A privilege update needs the privilege to set privileges, nothing else:
+/// zone `set_privileges` alone (no `view_privileges`, no `list_groups`)
+/// updates zone and member privileges, and a mere viewer is refused with 403
+/// whether or not the member it names is one (the check used to be the
+/// viewing privilege followed by the relation's existence).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn privilege_updates_need_set_privileges_only() {
+    bounded(async {
+        let s = start_demo().await;
+        let setter = new_user(&s, "setter", "setter-pw").await;
+        let who = Some(("setter", "setter-pw"));
+        patch_privs(
+            &s,
+            &format!("/users/{setter}/privileges"),
+            AS_ADMIN,
+            "set",
+            &["set_privileges"],
+        )
+        .await;
+        let guest = format!("/users/{GUEST_ID}/privileges");
+        fails(&s, M::GET, &guest, who, 403).await;
+        patch_privs(&s, &guest, who, "grant", &["list_users"]).await;
+        assert_eq!(
+            privileges_of(&s, &guest, AS_ADMIN).await,
+            set(&["list_users"])
+        );
+
+        let g = new_group(&s, AS_ADMIN, "g").await;
+        put_member(&s, &format!("/groups/{g}/users/{GUEST_ID}"), AS_ADMIN, 200).await;
+        let member = format!("/groups/{g}/users/{GUEST_ID}/privileges");
+        fails(&s, M::GET, &member, who, 403).await;
+        patch_privs(&s, &member, who, "grant", &["group_invite_user"]).await;
+        assert_eq!(
+            privileges_of(&s, &member, AS_ADMIN).await,
+            set(&["group_view_data", "group_invite_user"])
+        );
+        // The setter may try a non-member: 404 once allowed.
+        let body = json!({ "operation": "grant", "privileges": ["group_view_data"] });
+        let carol = format!("/groups/{g}/users/{CAROL_ID}/privileges");
+        fails_json(&s, M::PATCH, &carol, who, body.clone(), 404).await;
+        // Guest may view the group but not set privileges: 403 for a member
+        // and a non-member alike.
+        fails_json(&s, M::PATCH, &member, AS_GUEST, body.clone(), 403).await;
+        fails_json(&s, M::PATCH, &carol, AS_GUEST, body, 403).await;
+        assert!(store_problems(&s).await.is_empty());
     })
     .await;
 }

@@ -2,31 +2,23 @@
 //! format, status codes and their order, effective privileges, credentials
 //! and restarts.
 
-mod common;
-
 use std::collections::HashSet;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
 
-use common::*;
 use ozmint::model::{
     GroupPrivilege, GroupPrivileges, SpacePrivilege, SpacePrivileges, ZonePrivilege, ZonePrivileges,
 };
-use ozmint::store::{GROUP_CHILDREN, GROUP_USERS, SPACE_GROUPS};
+use ozmint::store::{GROUP_CHILDREN_REL, GROUP_USERS_REL, SPACE_GROUPS_REL};
+use ozmint::token::keys::KeySource;
 use ozmint::{Entity, Id, Subject, TokenKind};
+use testkit::onedata;
+use testkit::server::*;
 
 const WEEK: u64 = 7 * 24 * 3600;
-
-fn unix_now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .expect("clock after 1970")
-        .as_secs()
-}
 
 // ---------------------------------------------------------------------------
 // The wire format, decoded independently of the crate.
@@ -252,41 +244,19 @@ async fn minted_tokens_have_the_legacy_v1_wire_format_and_verify() {
         .map(String::from)
         .collect();
     {
-        let store = s.store().clone();
-        let listed = blocking(move || {
-            let mut v: Vec<String> = Vec::new();
-            v.extend(
-                store
-                    .users(None, 1000)
-                    .expect("users")
-                    .into_iter()
-                    .map(|(i, _)| i.to_string()),
-            );
-            v.extend(
-                store
-                    .groups(None, 1000)
-                    .expect("groups")
-                    .into_iter()
-                    .map(|(i, _)| i.to_string()),
-            );
-            v.extend(
-                store
-                    .spaces(None, 1000)
-                    .expect("spaces")
-                    .into_iter()
-                    .map(|(i, _)| i.to_string()),
-            );
-            v.extend(
-                store
-                    .providers(None, 1000)
-                    .expect("providers")
-                    .into_iter()
-                    .map(|(i, _)| i.to_string()),
-            );
-            v
-        })
-        .await;
-        entity_ids.extend(listed);
+        let store = s.store();
+        let (users, more) = store.users(None, 1000).await.expect("users");
+        assert!(!more, "every user on one page");
+        entity_ids.extend(users.into_iter().map(|(i, _)| i.to_string()));
+        let (groups, more) = store.groups(None, 1000).await.expect("groups");
+        assert!(!more, "every group on one page");
+        entity_ids.extend(groups.into_iter().map(|(i, _)| i.to_string()));
+        let (spaces, more) = store.spaces(None, 1000).await.expect("spaces");
+        assert!(!more, "every space on one page");
+        entity_ids.extend(spaces.into_iter().map(|(i, _)| i.to_string()));
+        let (providers, more) = store.providers(None, 1000).await.expect("providers");
+        assert!(!more, "every provider on one page");
+        entity_ids.extend(providers.into_iter().map(|(i, _)| i.to_string()));
     }
 
     for (group_endpoint, caveat, kind, target) in [
@@ -313,19 +283,14 @@ async fn minted_tokens_have_the_legacy_v1_wire_format_and_verify() {
         let (identifier, caveats, signature) = check_wire(&token, caveat, before);
 
         // The library agrees: right kind, target and issuer.
-        let minter = s.app().minter.clone();
-        let t = token.clone();
-        let v = blocking(move || minter.verify(&t))
-            .await
-            .expect("token verifies");
+        let v = s.zone().verify(&token).await.expect("token verifies");
         assert_eq!(v.record.kind, kind);
         assert_eq!(v.record.target, id(target));
         assert_eq!(v.record.issuer, Subject::User(admin));
         assert_eq!(v.id.to_string(), identifier);
         assert!(v.record.expires > before && v.record.expires <= before + WEEK + 60);
-        let minter = s.app().minter.clone();
-        let t = token.clone();
-        blocking(move || minter.verify_kind(&t, kind))
+        s.zone()
+            .verify_kind(&token, kind)
             .await
             .expect("verifies as its own kind");
 
@@ -337,15 +302,11 @@ async fn minted_tokens_have_the_legacy_v1_wire_format_and_verify() {
         assert_ne!(v.id, v.record.target);
 
         // The signature is the HMAC chain over the token's secret.
-        let store = s.store().clone();
-        let keys = blocking(move || store.root_keys())
-            .await
-            .expect("root keys");
-        let (_, root) = keys
-            .iter()
-            .find(|(k, _)| *k == v.record.key_id)
+        let keys = s.store().root_keys().await.expect("root keys");
+        let root = keys
+            .secret(v.record.key_id)
             .expect("the token's root key is stored");
-        let secret = ozmint::token::keys::derive(&root.secret, identifier.as_bytes());
+        let secret = ozmint::token::keys::derive(&root, identifier.as_bytes());
         let derived = hmac256(b"macaroons-key-generator", &secret);
         let mut sig = hmac256(&derived, identifier.as_bytes());
         for c in &caveats {
@@ -358,7 +319,7 @@ async fn minted_tokens_have_the_legacy_v1_wire_format_and_verify() {
             "the crate's chain"
         );
         // Another secret does not produce it.
-        let other = ozmint::token::keys::derive(&root.secret, b"another identifier");
+        let other = ozmint::token::keys::derive(&root, b"another identifier");
         assert_ne!(
             ozmint::token::wire::signature(&other, identifier.as_bytes(), &caveats),
             signature
@@ -487,9 +448,10 @@ async fn a_bad_token_in_x_auth_token_is_401_invalid_token() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn access_tokens_authenticate_in_every_accepted_header() {
     let s = start_demo().await;
-    let minter = s.app().minter.clone();
     let admin = id(ADMIN_ID);
-    let access = blocking(move || minter.mint(TokenKind::Access, admin, Subject::User(admin)))
+    let access = s
+        .zone()
+        .mint(TokenKind::Access, admin, Subject::User(admin))
         .await
         .expect("mint an access token")
         .token;
@@ -521,9 +483,10 @@ async fn access_tokens_authenticate_in_every_accepted_header() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_credentials_at_once_are_400() {
     let s = start_demo().await;
-    let minter = s.app().minter.clone();
     let admin = id(ADMIN_ID);
-    let access = blocking(move || minter.mint(TokenKind::Access, admin, Subject::User(admin)))
+    let access = s
+        .zone()
+        .mint(TokenKind::Access, admin, Subject::User(admin))
         .await
         .expect("mint an access token")
         .token;
@@ -711,66 +674,54 @@ async fn effective_privileges_follow_nested_groups_and_changes_at_once() {
         .add_user("nested", "nested-pw", ZonePrivileges::empty())
         .await;
     let who = ("nested", "nested-pw");
-    let store = s.store().clone();
+    let store = s.store();
     let space = id(DEMO_SPACE);
-    let (top, mid, bottom) = blocking({
-        let store = store.clone();
-        move || {
-            let top = store.create_group("top", None).expect("top");
-            let mid = store.create_group("mid", None).expect("mid");
-            let bottom = store.create_group("bottom", None).expect("bottom");
-            let member = GroupPrivileges::member_default();
-            store
-                .put_relation(&GROUP_CHILDREN, &top, &mid, &member)
-                .expect("top > mid");
-            store
-                .put_relation(&GROUP_CHILDREN, &mid, &bottom, &member)
-                .expect("mid > bottom");
-            store
-                .put_relation(&GROUP_USERS, &bottom, &user, &member)
-                .expect("user in bottom");
-            (top, mid, bottom)
-        }
-    })
-    .await;
+    let top = store.create_group("top", None).await.expect("top");
+    let mid = store.create_group("mid", None).await.expect("mid");
+    let bottom = store.create_group("bottom", None).await.expect("bottom");
+    let member = GroupPrivileges::member_default();
+    store
+        .put_relation(&GROUP_CHILDREN_REL, &top, &mid, &member)
+        .await
+        .expect("top > mid");
+    store
+        .put_relation(&GROUP_CHILDREN_REL, &mid, &bottom, &member)
+        .await
+        .expect("mid > bottom");
+    store
+        .put_relation(&GROUP_USERS_REL, &bottom, &user, &member)
+        .await
+        .expect("user in bottom");
 
     // Not yet related to the space.
     assert_error_code(s.space_token_as(DEMO_SPACE, who).await, 403, "forbidden").await;
 
     let add: SpacePrivileges = [SpacePrivilege::AddProvider].into_iter().collect();
-    blocking({
-        let store = store.clone();
-        move || store.put_relation(&SPACE_GROUPS, &space, &top, &add)
-    })
-    .await
-    .expect("top in the space");
+    store
+        .put_relation(&SPACE_GROUPS_REL, &space, &top, &add)
+        .await
+        .expect("top in the space");
     expect_token(s.space_token_as(DEMO_SPACE, who).await).await;
     expect_token(s.space_token_as(DEMO_SPACE, who).await).await;
 
     // Cutting mid > bottom takes effect on the very next request.
-    let removed = blocking({
-        let store = store.clone();
-        move || store.remove_relation(&GROUP_CHILDREN, &mid, &bottom)
-    })
-    .await
-    .expect("remove mid > bottom");
+    let removed = store
+        .remove_relation(&GROUP_CHILDREN_REL, &mid, &bottom)
+        .await
+        .expect("remove mid > bottom");
     assert!(removed);
     assert_error_code(s.space_token_as(DEMO_SPACE, who).await, 403, "forbidden").await;
 
     // Restoring it, too.
-    blocking({
-        let store = store.clone();
-        move || {
-            store.put_relation(
-                &GROUP_CHILDREN,
-                &mid,
-                &bottom,
-                &GroupPrivileges::member_default(),
-            )
-        }
-    })
-    .await
-    .expect("restore mid > bottom");
+    store
+        .put_relation(
+            &GROUP_CHILDREN_REL,
+            &mid,
+            &bottom,
+            &GroupPrivileges::member_default(),
+        )
+        .await
+        .expect("restore mid > bottom");
     expect_token(s.space_token_as(DEMO_SPACE, who).await).await;
 
     // Group endpoint: nobody in the chain holds group_create_space_token yet.
@@ -783,17 +734,12 @@ async fn effective_privileges_follow_nested_groups_and_changes_at_once() {
     let grant: GroupPrivileges = [GroupPrivilege::ViewData, GroupPrivilege::CreateSpaceToken]
         .into_iter()
         .collect();
-    blocking({
-        let store = store.clone();
-        move || store.update_relation(&GROUP_CHILDREN, &top, &mid, |_| grant)
-    })
-    .await
-    .expect("grant to mid in top");
-    let token = expect_token(s.group_token_as(&top_s, who).await).await;
-    let minter = s.app().minter.clone();
-    let v = blocking(move || minter.verify(&token))
+    store
+        .update_relation(&GROUP_CHILDREN_REL, &top, &mid, |_| Ok(grant))
         .await
-        .expect("verifies");
+        .expect("grant to mid in top");
+    let token = expect_token(s.group_token_as(&top_s, who).await).await;
+    let v = s.zone().verify(&token).await.expect("verifies");
     assert_eq!(v.record.kind, TokenKind::SpaceCreate);
     assert_eq!(v.record.target, top);
     assert_eq!(v.record.issuer, Subject::User(user));
@@ -803,46 +749,34 @@ async fn effective_privileges_follow_nested_groups_and_changes_at_once() {
     assert_error_code(s.group_token_as(&bottom_s, who).await, 403, "forbidden").await;
 
     // Cutting mid > bottom also removes the privilege in top at once.
-    blocking({
-        let store = store.clone();
-        move || store.remove_relation(&GROUP_CHILDREN, &mid, &bottom)
-    })
-    .await
-    .expect("remove mid > bottom");
+    assert!(store
+        .remove_relation(&GROUP_CHILDREN_REL, &mid, &bottom)
+        .await
+        .expect("remove mid > bottom"));
     assert_error_code(s.group_token_as(&top_s, who).await, 403, "forbidden").await;
     // A direct grant in the user's own group works.
-    blocking({
-        let store = store.clone();
-        move || store.update_relation(&GROUP_USERS, &bottom, &user, |_| grant)
-    })
-    .await
-    .expect("grant to the user in bottom");
+    store
+        .update_relation(&GROUP_USERS_REL, &bottom, &user, |_| Ok(grant))
+        .await
+        .expect("grant to the user in bottom");
     expect_token(s.group_token_as(&bottom_s, who).await).await;
     // Revoking the space privilege of `top` leaves the user without it.
-    blocking({
-        let store = store.clone();
-        move || {
-            store.put_relation(
-                &GROUP_CHILDREN,
-                &mid,
-                &bottom,
-                &GroupPrivileges::member_default(),
-            )
-        }
-    })
-    .await
-    .expect("restore mid > bottom");
+    store
+        .put_relation(
+            &GROUP_CHILDREN_REL,
+            &mid,
+            &bottom,
+            &GroupPrivileges::member_default(),
+        )
+        .await
+        .expect("restore mid > bottom");
     expect_token(s.space_token_as(DEMO_SPACE, who).await).await;
-    blocking({
-        let store = store.clone();
-        move || {
-            store.update_relation(&SPACE_GROUPS, &space, &top, |_| {
-                SpacePrivileges::member_default()
-            })
-        }
-    })
-    .await
-    .expect("revoke in the space");
+    store
+        .update_relation(&SPACE_GROUPS_REL, &space, &top, |_| {
+            Ok(SpacePrivileges::member_default())
+        })
+        .await
+        .expect("revoke in the space");
     assert_error_code(s.space_token_as(DEMO_SPACE, who).await, 403, "forbidden").await;
     s.stop().await;
 }
@@ -886,13 +820,14 @@ async fn password_change_refuses_the_old_password_on_the_next_request() {
     expect_token(s.space_token_as(DEMO_SPACE, CAROL).await).await;
     expect_token(s.space_token_as(DEMO_SPACE, CAROL).await).await;
 
-    let store = s.store().clone();
-    blocking(move || {
-        let hash = ozmint::auth::hash_password("carol-new").expect("hash");
-        store.update_user(&carol, |u| u.password_hash = hash)
-    })
-    .await
-    .expect("change carol's password");
+    let hash = blocking(|| ozmint::ops::auth::hash_password("carol-new").expect("hash")).await;
+    s.store()
+        .update_user(&carol, |u| {
+            u.password_hash = hash.clone();
+            Ok(())
+        })
+        .await
+        .expect("change carol's password");
 
     assert_error_code(
         s.space_token_as(DEMO_SPACE, CAROL).await,
@@ -920,8 +855,8 @@ async fn deleted_user_is_refused_on_the_next_request_despite_the_cache() {
     let who = ("ephemeral", "eph-pw");
     expect_token(s.space_token_as(DEMO_SPACE, who).await).await;
     expect_token(s.space_token_as(DEMO_SPACE, who).await).await;
-    let store = s.store().clone();
-    blocking(move || store.delete(Entity::User, &user))
+    s.store()
+        .delete(Entity::User, &user)
         .await
         .expect("delete the user");
     assert_error_code(
@@ -947,8 +882,11 @@ async fn zone_privilege_revocation_is_seen_at_once() {
         .await;
     let who = ("zoner", "zoner-pw");
     expect_token(s.group_token_as(DEMO_GROUP, who).await).await;
-    let store = s.store().clone();
-    blocking(move || store.update_user(&user, |u| u.zone_privileges = ZonePrivileges::empty()))
+    s.store()
+        .update_user(&user, |u| {
+            u.zone_privileges = ZonePrivileges::empty();
+            Ok(())
+        })
         .await
         .expect("revoke");
     assert_error_code(s.group_token_as(DEMO_GROUP, who).await, 403, "forbidden").await;
@@ -990,9 +928,9 @@ async fn tokens_users_and_certificate_survive_a_restart() {
     let s = start_on(dir, false).await;
     assert_eq!(s.boot, ozmint::serve::Bootstrap::Existing);
     for (i, t) in tokens.iter().enumerate() {
-        let minter = s.app().minter.clone();
-        let t = t.clone();
-        let v = blocking(move || minter.verify(&t))
+        let v = s
+            .zone()
+            .verify(t)
             .await
             .unwrap_or_else(|e| panic!("token {i} verifies after the restart: {e}"));
         let kind = if i % 2 == 0 {

@@ -1,12 +1,10 @@
 //! Hostile input and explicit limits, through the real HTTPS server.
 
-mod common;
-
 use std::os::unix::fs::PermissionsExt;
 use std::time::Duration;
 
-use common::*;
 use ozmint::config::Config;
+use testkit::server::*;
 
 /// A demo server with small limits, so each limit is cheap to hit.
 async fn start_limited(f: impl FnOnce(&mut Config)) -> (tempfile::TempDir, ozmint::serve::Running) {
@@ -17,12 +15,8 @@ async fn start_limited(f: impl FnOnce(&mut Config)) -> (tempfile::TempDir, ozmin
     config.limits.max_headers = 16;
     config.limits.max_header_bytes = 8192;
     f(&mut config);
-    let store = ozmint::serve::open_store(&config).unwrap();
-    let s = store.clone();
-    tokio::task::spawn_blocking(move || ozmint::serve::bootstrap(&s, true, None))
-        .await
-        .unwrap()
-        .unwrap();
+    let store = ozmint::serve::open_store(&config).await.unwrap();
+    ozmint::serve::bootstrap(&store, true, None).await.unwrap();
     let running = ozmint::serve::start(&config, store, std::future::pending())
         .await
         .unwrap();

@@ -12,19 +12,18 @@
 //! network access to PyPI the first time) the tests print a loud skip message
 //! and pass, unless the environment variable `CI` is set: then they fail.
 
-mod common;
-
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitStatus, Stdio};
 use std::sync::OnceLock;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
-use common::onedata;
 use ozmint::config::Config;
 use ozmint::model::TokenKind;
 use ozmint::token::{wire, Caveat, TokenError};
-use ozmint::Durability;
+use ozmint::DurabilityMode;
+use testkit::onedata;
+use testkit::server::{unix_now, ADMIN, DEMO_SPACE};
 
 /// The pymacaroons release the checks run against.
 const PYMACAROONS: &str = "pymacaroons==0.13.0";
@@ -37,24 +36,12 @@ const RUN_TIMEOUT: Duration = Duration::from_secs(60);
 /// Every HTTP request.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// The demo space of `data/demo.json`.
-const DEMO_SPACE: &str = "9ueUeoZA6KXxNgzlvqmmrbzqE_BQiaHEEDC21sY1Kuc";
-/// The demo administrator.
-const ADMIN: (&str, &str) = ("admin", "password");
-
 fn manifest_dir() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))
 }
 
 fn check_py() -> PathBuf {
     manifest_dir().join("tests/interop/check.py")
-}
-
-fn unix_now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .expect("clock after 1970")
-        .as_secs()
 }
 
 // ---------------------------------------------------------------------------
@@ -289,17 +276,15 @@ async fn the_server_honours_caveats_added_by_pymacaroons() {
         data_dir: dir.path().into(),
         listen: "127.0.0.1:0".parse().expect("listen address"),
         demo: true,
-        durability: Durability::Relaxed,
+        durability: DurabilityMode::Relaxed,
         ..Default::default()
     };
-    let store = ozmint::serve::open_store(&config).expect("open the store");
-    {
-        let store = store.clone();
-        tokio::task::spawn_blocking(move || ozmint::serve::bootstrap(&store, true, None))
-            .await
-            .expect("bootstrap task")
-            .expect("load the demo data set");
-    }
+    let store = ozmint::serve::open_store(&config)
+        .await
+        .expect("open the store");
+    ozmint::serve::bootstrap(&store, true, None)
+        .await
+        .expect("load the demo data set");
     let running = ozmint::serve::start(&config, store, std::future::pending())
         .await
         .expect("start the server");
@@ -398,9 +383,10 @@ async fn the_server_honours_caveats_added_by_pymacaroons() {
         assert_eq!(raw.caveats, caveats);
         let v = running
             .app
-            .minter
+            .zone
             .verify(&token)
-            .expect("the minter verifies a pymacaroons-attenuated token");
+            .await
+            .expect("the zone verifies a pymacaroons-attenuated token");
         assert_eq!(v.record.kind, TokenKind::SpaceSupport);
         assert!(v.caveats.contains(&Caveat::TimeBefore(until)), "{v:?}");
         assert!(v
@@ -415,7 +401,7 @@ async fn the_server_honours_caveats_added_by_pymacaroons() {
             .await
             .expect("attenuate task")
     };
-    match running.app.minter.verify(&expired) {
+    match running.app.zone.verify(&expired).await {
         Err(ozmint::Error::Token(TokenError::Expired)) => {}
         other => panic!("an expired attenuation verified as {other:?}"),
     }

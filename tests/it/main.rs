@@ -18,13 +18,19 @@
 //! - [`crash`]: SIGKILL cycles; everything acknowledged survives.
 //! - [`fuzz_regressions`]: the fuzz corpora and regression inputs replayed.
 
+mod admin;
 mod admin_cli;
+mod api;
 mod cli;
 mod crash;
 mod early_answers;
 mod engines;
 mod full;
+mod hostile;
 mod instances;
+mod interop;
+mod lifecycle;
 mod ops;
+mod races;
 mod secrets;
 mod store;

@@ -1,14 +1,12 @@
 //! Races between a privilege revocation and concurrent mints: no token is
 //! minted by a request that started after the revocation was acknowledged.
 
-mod common;
-
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use common::*;
 use ozmint::model::{SpacePrivilege, SpacePrivileges, ZonePrivileges};
-use ozmint::store::SPACE_USERS;
+use ozmint::store::SPACE_USERS_REL;
+use testkit::server::*;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn no_mint_starts_after_an_acknowledged_revocation() {
@@ -20,13 +18,10 @@ async fn no_mint_starts_after_an_acknowledged_revocation() {
     let c = client();
     for trial in 0..5 {
         let privs: SpacePrivileges = [SpacePrivilege::AddProvider].into_iter().collect();
-        let store = s.store().clone();
-        blocking(move || {
-            store
-                .put_relation(&SPACE_USERS, &space, &user, &privs)
-                .unwrap()
-        })
-        .await;
+        s.store()
+            .put_relation(&SPACE_USERS_REL, &space, &user, &privs)
+            .await
+            .unwrap();
         // (request start, status) of every mint.
         let log: Arc<Mutex<Vec<(Instant, u16)>>> = Arc::default();
         let done = Arc::new(std::sync::atomic::AtomicBool::new(false));
