@@ -28,9 +28,18 @@ pub const LIMITS: Limits = Limits {
 };
 
 /// A volatile engine.
-#[derive(Default)]
 pub struct MemoryEngine {
     map: RwLock<Arc<Map>>,
+    limits: Limits,
+}
+
+impl Default for MemoryEngine {
+    fn default() -> Self {
+        MemoryEngine {
+            map: RwLock::default(),
+            limits: LIMITS,
+        }
+    }
 }
 
 impl MemoryEngine {
@@ -38,10 +47,19 @@ impl MemoryEngine {
     pub fn new() -> Self {
         Self::default()
     }
+
+    /// An empty engine that states (and enforces) other limits: tests use
+    /// small ones to drive every multi-step plan of the store.
+    pub fn with_limits(limits: Limits) -> Self {
+        MemoryEngine {
+            map: RwLock::default(),
+            limits,
+        }
+    }
 }
 
-fn scan_map(map: &Map, prefix: &[u8], after: Option<&[u8]>, limit: usize) -> Page {
-    let limit = limit.clamp(1, LIMITS.max_page);
+fn scan_map(map: &Map, prefix: &[u8], after: Option<&[u8]>, limit: usize, max_page: usize) -> Page {
+    let limit = limit.clamp(1, max_page);
     let upper = match prefix_end(prefix) {
         Some(end) => Bound::Excluded(end),
         None => Bound::Unbounded,
@@ -58,11 +76,11 @@ fn scan_map(map: &Map, prefix: &[u8], after: Option<&[u8]>, limit: usize) -> Pag
     Page { entries, more }
 }
 
-fn get_map(map: &Map, keys: &[&[u8]]) -> Result<Vec<Option<Value>>, EngineError> {
-    if keys.len() > LIMITS.max_batch_keys {
+fn get_map(map: &Map, keys: &[&[u8]], limits: &Limits) -> Result<Vec<Option<Value>>, EngineError> {
+    if keys.len() > limits.max_batch_keys {
         return Err(EngineError::TooLarge {
             what: "keys in one read",
-            limit: LIMITS.max_batch_keys,
+            limit: limits.max_batch_keys,
         });
     }
     Ok(keys.iter().map(|k| map.get(*k).cloned()).collect())
@@ -75,11 +93,11 @@ impl Engine for MemoryEngine {
     }
 
     fn limits(&self) -> Limits {
-        LIMITS
+        self.limits
     }
 
     async fn get_many(&self, keys: &[&[u8]]) -> Result<Vec<Option<Value>>, EngineError> {
-        get_map(&self.map.read(), keys)
+        get_map(&self.map.read(), keys, &self.limits)
     }
 
     async fn scan(
@@ -88,15 +106,24 @@ impl Engine for MemoryEngine {
         after: Option<&[u8]>,
         limit: usize,
     ) -> Result<Page, EngineError> {
-        Ok(scan_map(&self.map.read(), prefix, after, limit))
+        Ok(scan_map(
+            &self.map.read(),
+            prefix,
+            after,
+            limit,
+            self.limits.max_page,
+        ))
     }
 
     async fn snapshot(&self) -> Result<Box<dyn Snapshot>, EngineError> {
-        Ok(Box::new(MemorySnapshot(self.map.read().clone())))
+        Ok(Box::new(MemorySnapshot(
+            self.map.read().clone(),
+            self.limits,
+        )))
     }
 
     async fn commit(&self, commit: Commit) -> Result<(), EngineError> {
-        commit.check(&LIMITS)?;
+        commit.check(&self.limits)?;
         if commit.writes.is_empty() {
             return Ok(());
         }
@@ -126,12 +153,12 @@ impl Engine for MemoryEngine {
 }
 
 /// A read point of a [`MemoryEngine`].
-struct MemorySnapshot(Arc<Map>);
+struct MemorySnapshot(Arc<Map>, Limits);
 
 #[async_trait]
 impl Snapshot for MemorySnapshot {
     async fn get_many(&self, keys: &[&[u8]]) -> Result<Vec<Option<Value>>, EngineError> {
-        get_map(&self.0, keys)
+        get_map(&self.0, keys, &self.1)
     }
 
     async fn scan(
@@ -140,6 +167,6 @@ impl Snapshot for MemorySnapshot {
         after: Option<&[u8]>,
         limit: usize,
     ) -> Result<Page, EngineError> {
-        Ok(scan_map(&self.0, prefix, after, limit))
+        Ok(scan_map(&self.0, prefix, after, limit, self.1.max_page))
     }
 }

@@ -67,9 +67,22 @@ impl Store {
     }
 
     /// Deletes up to `limit` token records that expired before `now`, oldest
-    /// first, in one guarded commit within the engine's limits (call again
-    /// while it returns as many as asked). Returns how many were deleted.
+    /// first, in guarded commits within the engine's limits. Returns how
+    /// many were deleted: fewer than `limit` means none is left to purge.
     pub async fn purge_expired(&self, now: u64, limit: usize) -> Result<usize> {
+        let mut purged = 0;
+        while purged < limit {
+            let n = self.purge_chunk(now, limit - purged).await?;
+            if n == 0 {
+                break;
+            }
+            purged += n;
+        }
+        Ok(purged)
+    }
+
+    /// One commit's worth of [`Store::purge_expired`].
+    async fn purge_chunk(&self, now: u64, limit: usize) -> Result<usize> {
         let l = self.engine.limits();
         let chunk = limit
             .min(l.max_guards.saturating_sub(1))
@@ -120,7 +133,19 @@ mod tests {
 
     #[tokio::test]
     async fn expired_records_are_purged_with_their_indexes_in_chunks() {
-        let s = Store::memory().await.unwrap();
+        // Small limits: one purge call takes several commits.
+        let tiny = crate::engine::Limits {
+            max_guards: 4,
+            max_writes: 9,
+            ..crate::engine::memory::LIMITS
+        };
+        let engine = crate::engine::memory::MemoryEngine::with_limits(tiny);
+        let s = Store::open(
+            std::sync::Arc::new(engine),
+            crate::store::DurabilityMode::Durable,
+        )
+        .await
+        .unwrap();
         let target = Id::random();
         let mut ids = Vec::new();
         for i in 0..25u64 {
@@ -146,15 +171,10 @@ mod tests {
         })
         .await
         .unwrap();
-        let mut purged = 0;
-        loop {
-            let n = s.purge_expired(100, 7).await.unwrap();
-            purged += n;
-            if n < 7 {
-                break;
-            }
-        }
-        assert_eq!(purged, 21);
+        // More than fits one commit of a small chunk: one call, several commits.
+        assert_eq!(s.purge_expired(100, 7).await.unwrap(), 7);
+        assert_eq!(s.purge_expired(100, 1000).await.unwrap(), 14);
+        assert_eq!(s.purge_expired(100, 1000).await.unwrap(), 0);
         let (left, more) = s.tokens_of(&target, None, 100).await.unwrap();
         assert!(!more);
         assert_eq!(left.len(), 5, "the five unexpired records stay");

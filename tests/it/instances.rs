@@ -38,13 +38,35 @@ async fn zone(engine: Arc<dyn Engine>) -> Zone {
         .expect("zone")
 }
 
-async fn pair(on_sled: bool) -> Pair {
-    let (engine, dir): (Arc<dyn Engine>, _) = if on_sled {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let e = SledEngine::open(&dir.path().join("store"), &SledOptions::default()).expect("sled");
-        (Arc::new(e), Some(dir))
-    } else {
-        (Arc::new(MemoryEngine::new()), None)
+/// The engines the pairs run on.
+#[derive(Clone, Copy)]
+enum On {
+    Memory,
+    /// Memory with the smallest limits the store must still work within.
+    Tiny,
+    Sled,
+}
+
+/// Limits far smaller than any real engine's: every multi-step plan of the
+/// store (cascades, purges, batched reads, pages) takes many steps.
+pub const TINY: ozmint::engine::Limits = ozmint::engine::Limits {
+    max_guards: 16,
+    max_writes: 12,
+    max_commit_bytes: 64 * 1024,
+    max_batch_keys: 4,
+    max_page: 5,
+};
+
+async fn pair(on: On) -> Pair {
+    let (engine, dir): (Arc<dyn Engine>, _) = match on {
+        On::Sled => {
+            let dir = tempfile::tempdir().expect("tempdir");
+            let e =
+                SledEngine::open(&dir.path().join("store"), &SledOptions::default()).expect("sled");
+            (Arc::new(e), Some(dir))
+        }
+        On::Memory => (Arc::new(MemoryEngine::new()), None),
+        On::Tiny => (Arc::new(MemoryEngine::with_limits(TINY)), None),
     };
     let a = zone(engine.clone()).await;
     let b = zone(engine).await;
@@ -80,20 +102,22 @@ async fn pair(on_sled: bool) -> Pair {
     }
 }
 
-/// Runs a test body on both engines.
+/// Runs a test body on memory, memory with tiny limits, and sled.
 macro_rules! on_both {
     ($($name:ident => $body:expr;)*) => {$(
         mod $name {
             use super::*;
             #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
             async fn memory() {
-                let p = pair(false).await;
-                ($body)(p).await;
+                ($body)(pair(On::Memory).await).await;
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+            async fn tiny_limits() {
+                ($body)(pair(On::Tiny).await).await;
             }
             #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
             async fn sled() {
-                let p = pair(true).await;
-                ($body)(p).await;
+                ($body)(pair(On::Sled).await).await;
             }
         }
     )*};
