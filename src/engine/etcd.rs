@@ -190,6 +190,9 @@ fn check_prefix(prefix: &str) -> Result<(), &'static str> {
     if prefix.is_empty() {
         return Err("the prefix is empty");
     }
+    if prefix.len() > 256 {
+        return Err("the prefix is longer than 256 bytes");
+    }
     if prefix.starts_with('/') || prefix.ends_with('/') || prefix.contains("//") {
         return Err("the prefix has an empty part (a leading, trailing or double '/')");
     }
@@ -388,7 +391,7 @@ impl EtcdEngine {
                     "the lease of its marker expired before the outcome could be read".into(),
                 )
             }
-            Err(f) => return Outcome::Unknown(format!("etcd did not answer in time: {}", f.error)),
+            Err(f) => return Outcome::Unknown(format!("the fence failed: {}", f.error)),
         };
         if resp.succeeded() {
             return Outcome::NotApplied;
@@ -718,6 +721,13 @@ fn classify(e: &etcd_client::Error) -> Failure {
             unsent,
             true,
         )
+    } else if has("transport error") || has("connection") || has("h2 protocol") {
+        // The connection broke (a member died): the request may have arrived.
+        fail(
+            EngineError::Unavailable(format!("etcd: {msg}")),
+            false,
+            true,
+        )
     } else if code == code::INVALID_ARGUMENT || code == code::FAILED_PRECONDITION {
         fail(
             EngineError::Io(format!("etcd refused the request: {msg}")),
@@ -921,6 +931,10 @@ mod tests {
             ("etcd://h:1/a/", "empty part"),
             ("etcd://h:1/a//b", "empty part"),
             ("etcd://h:1/a b", "letters, digits"),
+            (
+                &format!("etcd://h:1/{}", "p".repeat(257)),
+                "longer than 256",
+            ),
         ] {
             let err = EtcdOptions::from_url(bad).expect_err(bad);
             assert!(err.contains(says), "{bad}: {err}");
