@@ -1,7 +1,8 @@
 //! The etcd engine on real 3-member clusters (`testkit::etcd`): the
 //! conformance suite on one shared cluster (a fresh prefix per check), and
 //! failover on clusters of their own: a member down, quorum lost and back,
-//! the leader killed under load. The resolution of unknown outcomes is tested
+//! the leader killed under load; etcd authentication; TLS with client
+//! certificates (one member of its own). The resolution of unknown outcomes is tested
 //! deterministically by the engine's unit tests (`engine::etcd::tests`).
 //!
 //! Needs the `etcd` feature and the `etcd` binary; without either, the tests
@@ -184,6 +185,169 @@ mod on_etcd {
             .expect("read");
         assert_eq!(got, vec![Some(b"v".to_vec()), None, Some(b"v".to_vec())]);
         assert!(e.health().await.is_ok());
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn with_etcd_authentication_the_user_must_log_in() {
+        let Some(cluster) = Cluster::start() else {
+            return;
+        };
+        let password = "pw-s3cr3t-4f1c";
+        let mut admin = etcd_client::Client::connect(cluster.endpoints(), None)
+            .await
+            .expect("connect");
+        admin.user_add("root", password, None).await.expect("user");
+        admin.user_grant_role("root", "root").await.expect("role");
+        admin.auth_enable().await.expect("auth on");
+        let url = cluster.url(&unique("auth"));
+        let login = |user: Option<(&str, &str)>| {
+            let mut opts = EtcdOptions::from_url(&url).expect("url");
+            opts.user = user.map(|(u, p)| (u.to_string(), p.to_string()));
+            EtcdEngine::connect(opts)
+        };
+        let e = login(Some(("root", password))).await.expect("log in");
+        e.commit(put("k")).await.expect("commit");
+        assert_eq!(e.get_many(&[b"k"]).await, Ok(vec![Some(b"v".to_vec())]));
+        let wrong = login(Some(("root", "not-it"))).await.map(drop);
+        let nobody = login(None)
+            .await
+            .expect("no login needed")
+            .commit(put("j"))
+            .await;
+        for r in [wrong, nobody] {
+            match r {
+                Err(EngineError::Unavailable(why)) => {
+                    assert!(
+                        why.contains("credentials") && !why.contains(password),
+                        "{why}"
+                    )
+                }
+                other => panic!("not refused: {other:?}"),
+            }
+        }
+    }
+
+    /// One etcd member serving TLS (client certificates required), killed on drop.
+    struct TlsMember(std::process::Child);
+
+    impl Drop for TlsMember {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn over_tls_with_a_client_certificate() {
+        use rcgen::{BasicConstraints, CertificateParams, ExtendedKeyUsagePurpose, IsCa, KeyPair};
+        if !testkit::etcd::etcd_installed() {
+            testkit::etcd::skip_loudly();
+            return;
+        }
+        let dir = tempfile::tempdir().expect("dir");
+        let path = |name: &str| dir.path().join(name);
+        let ca_key = KeyPair::generate().expect("key");
+        let mut ca = CertificateParams::new(Vec::<String>::new()).expect("params");
+        ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        let ca = ca.self_signed(&ca_key).expect("ca");
+        std::fs::write(path("ca.pem"), ca.pem()).expect("write");
+        for (name, purpose) in [
+            ("server", ExtendedKeyUsagePurpose::ServerAuth),
+            ("client", ExtendedKeyUsagePurpose::ClientAuth),
+        ] {
+            let key = KeyPair::generate().expect("key");
+            let mut params = CertificateParams::new(vec!["127.0.0.1".to_string()]).expect("params");
+            params.extended_key_usages = vec![purpose];
+            let cert = params.signed_by(&key, &ca, &ca_key).expect("cert");
+            std::fs::write(path(&format!("{name}.pem")), cert.pem()).expect("write");
+            std::fs::write(path(&format!("{name}-key.pem")), key.serialize_pem()).expect("write");
+        }
+        let ports: Vec<u16> = (0..2)
+            .map(|_| std::net::TcpListener::bind("127.0.0.1:0").expect("port"))
+            .collect::<Vec<_>>()
+            .iter()
+            .map(|l| l.local_addr().expect("addr").port())
+            .collect();
+        let (client, peer) = (
+            format!("https://127.0.0.1:{}", ports[0]),
+            format!("http://127.0.0.1:{}", ports[1]),
+        );
+        let log = std::fs::File::create(path("etcd.log")).expect("log");
+        let _member = TlsMember(
+            std::process::Command::new("etcd")
+                .arg("--data-dir")
+                .arg(path("data"))
+                .args(["--name", "m", "--logger", "zap"])
+                .args([
+                    "--listen-client-urls",
+                    &client,
+                    "--advertise-client-urls",
+                    &client,
+                ])
+                .args([
+                    "--listen-peer-urls",
+                    &peer,
+                    "--initial-advertise-peer-urls",
+                    &peer,
+                ])
+                .args(["--initial-cluster", &format!("m={peer}")])
+                .arg("--cert-file")
+                .arg(path("server.pem"))
+                .arg("--key-file")
+                .arg(path("server-key.pem"))
+                .arg("--trusted-ca-file")
+                .arg(path("ca.pem"))
+                .arg("--client-cert-auth")
+                .stdout(log.try_clone().expect("log"))
+                .stderr(log)
+                .spawn()
+                .expect("etcd"),
+        );
+        let tls = |ca: &str, client: bool| ozmint::engine::etcd::EtcdTls {
+            ca: path(ca),
+            cert: client.then(|| path("client.pem")),
+            key: client.then(|| path("client-key.pem")),
+            domain: None,
+        };
+        let engine = |tls| {
+            let opts = EtcdOptions {
+                endpoints: vec![format!("127.0.0.1:{}", ports[0])],
+                prefix: unique("tls"),
+                request_timeout: Duration::from_secs(2),
+                tls: Some(tls),
+                ..EtcdOptions::default()
+            };
+            EtcdEngine::connect(opts)
+        };
+        let e = engine(tls("ca.pem", true)).await.expect("connect");
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while let Err(err) = e.health().await {
+            assert!(
+                Instant::now() < deadline,
+                "the TLS member never served: {err}"
+            );
+        }
+        e.commit(put("k")).await.expect("commit over TLS");
+        assert_eq!(e.get_many(&[b"k"]).await, Ok(vec![Some(b"v".to_vec())]));
+        // Without a client certificate, or trusting another CA: refused.
+        std::fs::write(path("other-ca.pem"), {
+            let key = KeyPair::generate().expect("key");
+            let mut other = CertificateParams::new(Vec::<String>::new()).expect("params");
+            other.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+            other.self_signed(&key).expect("ca").pem()
+        })
+        .expect("write");
+        for (tls, what) in [
+            (tls("ca.pem", false), "no client certificate"),
+            (tls("other-ca.pem", true), "an unknown CA"),
+        ] {
+            let e = engine(tls).await.expect("connect is lazy");
+            let r = e.get_many(&[b"k"]).await;
+            assert!(
+                matches!(r, Err(EngineError::Unavailable(_) | EngineError::Timeout)),
+                "{what}: {r:?}"
+            );
+        }
     }
 
     /// What a commit answered.
