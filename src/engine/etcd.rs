@@ -13,21 +13,23 @@
 //! - Commits: one transaction. Each guard is a compare (value equality;
 //!   absence is `version == 0`), the writes are its success branch; a failed
 //!   compare is [`EngineError::Conflict`]. etcd acknowledges a write once a
-//!   quorum has it on disk, so [`Durability::Eventual`](super::Durability::Eventual) is
-//!   [`Durability::Immediate`](super::Durability::Immediate) here.
+//!   quorum has it on disk, so [`Eventual`](super::Durability::Eventual) is
+//!   [`Immediate`](super::Durability::Immediate) here.
 //! - Unknown outcomes are resolved. Each commit also requires that a marker
 //!   key `<prefix>/~txn/<32 hex digits>`, new for every attempt, is absent,
-//!   and puts it (value `done`), attached to a lease that expires a minute
-//!   or more later (one lease serves the commits of ten seconds). When the answer to a
-//!   commit is lost (a timeout, a dropped connection, a leader change), the
+//!   and puts it (value `done`), attached to a lease that expires a minute or
+//!   more later (one lease serves ten seconds of commits). When the answer to
+//!   a commit is lost (a timeout, a dropped connection, a leader change), the
 //!   engine sends a fence: `if marker absent then put marker = aborted (same
 //!   lease) else get marker`. If the fence puts the marker, the commit can
 //!   never apply any more (its compare on the marker fails): it was not
-//!   applied. Otherwise the marker says `done`: it was. A commit whose lease
-//!   is gone cannot apply either: etcd refuses a put with an unknown lease, so
-//!   a fence that finds the lease gone (the marker may have expired with it)
-//!   answers [`EngineError::OutcomeUnknown`]; so does a fence that cannot get
-//!   through in twice the request timeout.
+//!   applied, and is tried again while the request timeout lasts (then it
+//!   answers [`EngineError::Timeout`] or [`EngineError::Unavailable`]). If
+//!   the marker says `done`, it was applied: [`Ok`]. A commit whose lease is
+//!   gone cannot apply either (etcd refuses a put with an unknown lease), but
+//!   its marker may have gone with the lease: a fence that finds the lease
+//!   gone answers [`EngineError::OutcomeUnknown`]; so does a fence that cannot
+//!   get through in twice the request timeout.
 //! - Keys that begin with `~txn/` are the markers': commits and reads of them
 //!   are refused ([`EngineError::Invalid`]), scans skip them.
 //! - Failures: refused connections and `no leader` (the client requires a
@@ -530,8 +532,9 @@ impl Reader {
             Bound::Included(p) => self.key(&p),
             Bound::Unbounded => self.key(prefix),
         };
-        let whole = self.key(prefix);
-        let end = prefix_end(&whole).unwrap_or_default();
+        // Never `None`: these keys begin with `<prefix>/`. (Were it, the
+        // pieces below would be empty, and so the page.)
+        let end = prefix_end(&self.key(prefix)).unwrap_or_default();
         // The markers' range is cut out: at most two pieces remain.
         let markers = self.key(MARKERS);
         let markers_end = prefix_end(&markers).unwrap_or_default();
