@@ -110,6 +110,45 @@ pub async fn open_engine(config: &Config) -> Result<(Arc<dyn Engine>, String), S
     Ok((engine, place))
 }
 
+/// Connects to the etcd cluster of `url` with the `store.etcd` settings.
+#[cfg(feature = "etcd")]
+async fn open_etcd(config: &Config, url: &str) -> crate::Result<Arc<dyn Engine>> {
+    use crate::engine::etcd::{EtcdEngine, EtcdOptions, EtcdTls};
+    let e = &config.store.etcd;
+    let mut opts = EtcdOptions::from_url(url).map_err(crate::Error::Invalid)?;
+    opts.dial_timeout = Duration::from_millis(e.dial_timeout_ms);
+    opts.request_timeout = Duration::from_millis(e.request_timeout_ms);
+    opts.tls = e.ca.clone().map(|ca| EtcdTls {
+        ca,
+        cert: e.cert.clone(),
+        key: e.key.clone(),
+        domain: e.tls_domain.clone(),
+    });
+    if let Some(user) = &e.user {
+        let password = match (&e.password_file, std::env::var("OZMINT_ETCD_PASSWORD")) {
+            (Some(file), _) => std::fs::read_to_string(file)
+                .map_err(|err| {
+                    crate::Error::Invalid(format!(
+                        "store.etcd.password_file {}: {err}",
+                        file.display()
+                    ))
+                })?
+                .lines()
+                .next()
+                .unwrap_or_default()
+                .to_owned(),
+            (None, Ok(p)) => p,
+            (None, Err(_)) => {
+                return Err(crate::Error::Invalid(
+                    "store.etcd.user needs store.etcd.password_file or OZMINT_ETCD_PASSWORD".into(),
+                ))
+            }
+        };
+        opts.user = Some((user.clone(), password));
+    }
+    Ok(Arc::new(EtcdEngine::connect(opts).await?))
+}
+
 #[cfg(not(feature = "etcd"))]
 async fn open_etcd(_: &Config, _: &str) -> crate::Result<Arc<dyn Engine>> {
     Err(crate::Error::Invalid(

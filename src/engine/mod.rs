@@ -22,6 +22,8 @@
 //! the default) and, with the `etcd` feature, `etcd::EtcdEngine` (replicated).
 //! Every engine passes the same conformance suite (`testkit::conformance`).
 
+#[cfg(feature = "etcd")]
+pub mod etcd;
 pub mod memory;
 pub mod sled;
 

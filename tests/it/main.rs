@@ -17,6 +17,7 @@
 //! - [`secrets`]: no secret in logs, errors or debug output.
 //! - [`crash`]: SIGKILL cycles; everything acknowledged survives.
 //! - [`fuzz_regressions`]: the fuzz corpora and regression inputs replayed.
+//! - [`etcd`]: the etcd engine on real clusters (conformance, failover).
 
 mod admin;
 mod admin_cli;
@@ -25,6 +26,7 @@ mod cli;
 mod crash;
 mod early_answers;
 mod engines;
+mod etcd;
 mod full;
 mod hostile;
 mod instances;
