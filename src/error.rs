@@ -69,6 +69,9 @@ pub enum Error {
     Forbidden(Forbidden),
     /// A transaction kept meeting concurrent changes and gave up; retry later.
     Contended,
+    /// The change would leave the zone without an administrator (a user
+    /// holding the zone privilege `set_privileges`).
+    LastAdmin,
 }
 
 /// Why a caller may not do something.
@@ -118,6 +121,10 @@ impl fmt::Display for Error {
             Error::CurrentKey => write!(f, "the current root key cannot be retired"),
             Error::Forbidden(why) => write!(f, "forbidden: {why}"),
             Error::Contended => write!(f, "the store is busy with concurrent changes; retry"),
+            Error::LastAdmin => write!(
+                f,
+                "the zone would be left without an administrator (a user holding set_privileges)"
+            ),
         }
     }
 }

@@ -67,6 +67,16 @@ enum Command {
     /// Manage the root keys of a stopped store (use `admin keys` while it runs).
     #[command(subcommand)]
     Keys(OfflineKeys),
+    /// Make a user an administrator again on a stopped store: every zone
+    /// privilege; a missing user is created (password from
+    /// OZMINT_ADMIN_PASSWORD, or generated and printed once).
+    RestoreAdmin {
+        /// The user's login name.
+        #[arg(default_value = "admin", allow_hyphen_values = true)]
+        name: String,
+        #[command(flatten)]
+        store: StoreArgs,
+    },
 }
 
 #[derive(Subcommand)]
@@ -210,6 +220,12 @@ fn main() -> ExitCode {
                 Err(format!("{} problem(s) found", problems.len()))
             }
         }),
+        Command::RestoreAdmin { name, store } => {
+            offline(
+                &store,
+                |_, st| async move { restore_admin(&st, &name).await },
+            )
+        }
         Command::Keys(k) => {
             let (store, op) = match k {
                 OfflineKeys::List { store } => (store, KeyOp::List),
@@ -237,6 +253,44 @@ fn main() -> ExitCode {
             })
         }
     }
+}
+
+/// Gives `name` every zone privilege, creating the user if missing.
+async fn restore_admin(st: &ozmint::Store, name: &str) -> Result<(), String> {
+    use ozmint::model::ZonePrivileges;
+    if let Some((id, _)) = st.user_by_name(name).await.map_err(|e| e.to_string())? {
+        st.update_user(&id, |u| {
+            u.zone_privileges = ZonePrivileges::all();
+            Ok(())
+        })
+        .await
+        .map_err(|e| e.to_string())?;
+        eprintln!("{name} ({id}) holds every zone privilege again");
+        return Ok(());
+    }
+    let (password, generated) = match std::env::var("OZMINT_ADMIN_PASSWORD") {
+        Ok(p) if !p.is_empty() => (p, false),
+        _ => {
+            use rand::distributions::{Alphanumeric, DistString};
+            (Alphanumeric.sample_string(&mut rand::rngs::OsRng, 24), true)
+        }
+    };
+    let pw = password.clone();
+    let hash = tokio::task::spawn_blocking(move || ozmint::ops::auth::hash_password(&pw))
+        .await
+        .map_err(|e| e.to_string())?
+        .map_err(|e| e.to_string())?;
+    let id = st
+        .create_user(name, hash, ZonePrivileges::all())
+        .await
+        .map_err(|e| e.to_string())?;
+    if generated {
+        // Printed once, to the terminal only: never logged.
+        println!("Created administrator `{name}` ({id}), password `{password}` (shown only now).");
+    } else {
+        println!("Created administrator `{name}` ({id}) with OZMINT_ADMIN_PASSWORD.");
+    }
+    Ok(())
 }
 
 /// An offline root-key operation.

@@ -143,6 +143,11 @@ impl From<Error> for ApiError {
                 };
                 Self::new(StatusCode::FORBIDDEN, code, why.to_string())
             }
+            Error::LastAdmin => Self::new(
+                StatusCode::CONFLICT,
+                "last_admin",
+                "Refused: no other user holds the zone privilege `set_privileges`, so the zone would be left without an administrator. Grant it to another user first (or use `ozmint restore-admin` on a stopped server).",
+            ),
             Error::Contended => Self::unavailable(
                 "The store is busy with concurrent changes to the same data; retry.",
             ),

@@ -14,7 +14,7 @@ use super::relations::{
     SPACE_PROVIDERS_REL, SPACE_USERS_REL,
 };
 use super::schema::{
-    DELETING, GROUPS, PROVIDERS, SPACES, TOKENS, TOKENS_BY_EXPIRY, TOKENS_BY_TARGET, USERS,
+    ADMINS, DELETING, GROUPS, PROVIDERS, SPACES, TOKENS, TOKENS_BY_EXPIRY, TOKENS_BY_TARGET, USERS,
     USER_NAMES,
 };
 use super::{Store, Txn, PAGE_MAX};
@@ -106,6 +106,10 @@ impl Store {
             match kind {
                 Entity::User => {
                     let user = tx.get(&USERS, id).await?.ok_or(Error::NotFound(kind))?;
+                    if is_admin(&user) {
+                        another_admin_in(&mut tx, id).await?;
+                        tx.delete(&ADMINS, id);
+                    }
                     tx.delete(&USER_NAMES, &user.name);
                     tx.delete(&USERS, id);
                 }
@@ -232,6 +236,9 @@ impl Store {
             return Err(Error::AlreadyExists(Entity::User));
         }
         tx.put(&USERS, &id, user)?;
+        if is_admin(user) {
+            tx.put(&ADMINS, &id, &())?;
+        }
         tx.put(&USER_NAMES, &user.name, &id)
     }
 
@@ -249,7 +256,9 @@ impl Store {
     }
 
     /// Changes a user's record (password hash, zone privileges) in one
-    /// guarded read-modify-write; the name is fixed. `f` may refuse.
+    /// guarded read-modify-write; the name is fixed. `f` may refuse. A change
+    /// that would leave the zone without an administrator is refused
+    /// ([`Error::LastAdmin`]).
     pub async fn update_user(&self, id: &Id, f: impl Fn(&mut User) -> Result<()>) -> Result<User> {
         let f = &f;
         self.transact(|mut tx| async move {
@@ -257,13 +266,32 @@ impl Store {
                 .get(&USERS, id)
                 .await?
                 .ok_or(Error::NotFound(Entity::User))?;
-            let name = user.name.clone();
+            let (name, was_admin) = (user.name.clone(), is_admin(&user));
             f(&mut user)?;
             user.name = name;
+            match (was_admin, is_admin(&user)) {
+                (true, false) => {
+                    another_admin_in(&mut tx, id).await?;
+                    tx.delete(&ADMINS, id);
+                }
+                (false, true) => tx.put(&ADMINS, id, &())?,
+                _ => {}
+            }
             tx.put(&USERS, id, &user)?;
             Ok(tx.done(user))
         })
         .await
+    }
+
+    /// The zone's administrators: users holding `set_privileges` (first page).
+    pub async fn admins(&self) -> Result<Vec<Id>> {
+        Ok(self
+            .page(&ADMINS, &[], None, PAGE_MAX)
+            .await?
+            .0
+            .into_iter()
+            .map(|(id, ())| id)
+            .collect())
     }
 
     /// A page of users in id order, after `after`; and whether more follow.
@@ -469,6 +497,24 @@ impl Store {
         limit: usize,
     ) -> Result<(Vec<(Id, Provider)>, bool)> {
         self.page(&PROVIDERS, &[], after.as_ref(), limit).await
+    }
+}
+
+/// Whether a user is an administrator of the zone.
+pub(crate) fn is_admin(user: &User) -> bool {
+    user.zone_privileges
+        .contains(crate::model::ZonePrivilege::SetPrivileges)
+}
+
+/// `LastAdmin` unless an administrator other than `id` exists; guarded on
+/// that administrator's index entry, so that two concurrent changes cannot
+/// each count on the other.
+async fn another_admin_in(tx: &mut Txn<'_>, id: &Id) -> Result<()> {
+    let (page, _) = tx.store().page(&ADMINS, &[], None, 2).await?;
+    let other = page.into_iter().map(|(a, ())| a).find(|a| a != id);
+    match other {
+        Some(a) if tx.exists(&ADMINS, &a).await? => Ok(()),
+        _ => Err(Error::LastAdmin),
     }
 }
 

@@ -84,6 +84,19 @@ impl Store {
         })
         .await?;
         let users = split(users, &mut problems);
+        let admins: std::collections::HashSet<Id> =
+            keys_of(snap, &schema::ADMINS).await?.into_iter().collect();
+        for raw in for_each(snap, &USERS, |id, raw| Some((id, raw.to_vec()))).await? {
+            let (id, raw) = raw;
+            if let Ok(u) = USERS.decode(&raw) {
+                if super::entities::is_admin(&u) != admins.contains(&id) {
+                    problems.push(format!(
+                        "user {:?}: the administrators index disagrees with its privileges",
+                        u.name
+                    ));
+                }
+            }
+        }
         for chunk in users.chunks(limit) {
             let keys: Vec<Vec<u8>> = chunk.iter().map(|(_, n)| USER_NAMES.key(n)).collect();
             for ((id, name), v) in chunk.iter().zip(get(snap, &keys).await?) {

@@ -9,6 +9,8 @@
 //! - 3: the flat keyspace ([`super::schema`]). [`to_current`] brings a
 //!   copied version 1 or 2 there: version 1 groups are rewritten with their
 //!   type (`role`) in guarded chunks that record how far they got.
+//! - 4: the index of administrators (`admin_userid`), built from the user
+//!   records in chunks the same way.
 
 use super::schema::{GROUPS, META};
 use crate::codec::{self, CodecError};
@@ -18,7 +20,7 @@ use crate::error::{Error, Result};
 use crate::model::{Group, GroupType};
 
 /// The current schema version.
-pub const SCHEMA: u8 = 3;
+pub const SCHEMA: u8 = 4;
 
 /// Entries per chunk of a migration.
 const CHUNK: usize = 500;
@@ -134,7 +136,11 @@ pub async fn to_current(engine: &dyn Engine) -> Result<()> {
                 }
                 set_version(engine, None, SCHEMA).await?;
             }
-            Some([2]) => set_version(engine, Some(2), SCHEMA).await?,
+            Some([3]) => {
+                index_admins(engine).await?;
+                set_version(engine, Some(3), 4).await?;
+            }
+            Some([2]) => set_version(engine, Some(2), 3).await?,
             Some([1]) => {
                 upgrade_groups_v1(engine).await?;
                 set_version(engine, Some(1), 2).await?;
@@ -165,6 +171,42 @@ async fn set_version(engine: &dyn Engine, from: Option<u8>, to: u8) -> Result<()
         // Another process did it: the loop reads the version again.
         Ok(()) | Err(EngineError::Conflict) => Ok(()),
         Err(e) => Err(e.into()),
+    }
+}
+
+/// Writes an `admin_userid` entry for every user holding `set_privileges`,
+/// a chunk of users per guarded commit that records how far it got.
+async fn index_admins(engine: &dyn Engine) -> Result<()> {
+    use super::schema::{ADMINS, USERS};
+    let prefix = USERS.prefix();
+    loop {
+        let cursor = engine.get_many(&[&cursor_key()]).await?.pop().flatten();
+        let after = cursor.as_ref().map(|id| [prefix.as_slice(), id].concat());
+        let page = engine.scan(&prefix, after.as_deref(), CHUNK).await?;
+        let Some((last, _)) = page.entries.last() else {
+            return Ok(());
+        };
+        let last_id = last[prefix.len()..].to_vec();
+        let mut writes = Vec::new();
+        for (k, v) in &page.entries {
+            let user = USERS.decode(v)?;
+            if super::entities::is_admin(&user) {
+                let id = USERS.decode_key(k)?;
+                writes.push(Write::Put(ADMINS.key(&id), Vec::new()));
+            }
+        }
+        writes.push(Write::Put(cursor_key(), last_id));
+        let guard = Guard {
+            key: cursor_key(),
+            expect: cursor,
+        };
+        match engine
+            .commit(Commit::new(vec![guard], writes, Durability::Immediate))
+            .await
+        {
+            Ok(()) | Err(EngineError::Conflict) => {}
+            Err(e) => return Err(e.into()),
+        }
     }
 }
 
@@ -237,6 +279,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let ids: Vec<Id> = (0..1200).map(|_| Id::random()).collect();
         let user = Id::random();
+        let boss_id = Id::random();
         {
             let db = ::sled::open(dir.path()).unwrap();
             db.open_tree("meta")
@@ -267,6 +310,20 @@ mod tests {
                 .unwrap()
                 .insert(b"alice", user.as_bytes())
                 .unwrap();
+            let boss = crate::model::User {
+                name: "boss".into(),
+                password_hash: "h".into(),
+                zone_privileges: crate::model::ZonePrivileges::all(),
+                created: 1,
+            };
+            db.open_tree("userid_user")
+                .unwrap()
+                .insert(boss_id.as_bytes(), codec::encode(&boss).unwrap())
+                .unwrap();
+            db.open_tree("username_userid")
+                .unwrap()
+                .insert(b"boss", boss_id.as_bytes())
+                .unwrap();
             db.flush().unwrap();
         }
         let store = Store::open_sled(dir.path(), &SledOptions::default(), DurabilityMode::Durable)
@@ -286,15 +343,37 @@ mod tests {
             store.user_by_name("alice").await.unwrap().map(|(id, _)| id),
             Some(user)
         );
+        assert_eq!(
+            store.admins().await.unwrap(),
+            vec![boss_id],
+            "administrators indexed"
+        );
         assert!(store.check().await.unwrap().is_empty());
         drop(store);
-        // Opening again is a no-op; the legacy trees are gone.
-        let engine = SledEngine::open(dir.path(), &SledOptions::default()).unwrap();
+        // Opening again is a no-op; the legacy trees are gone. (The last
+        // flush task may hold the database for a moment after the drop.)
+        let engine = loop {
+            match SledEngine::open(dir.path(), &SledOptions::default()) {
+                Ok(e) => break e,
+                Err(EngineError::Unavailable(_)) => {
+                    tokio::time::sleep(std::time::Duration::from_millis(20)).await
+                }
+                Err(e) => panic!("{e}"),
+            }
+        };
         assert!(engine.legacy_trees().unwrap().is_empty());
         drop(engine);
-        Store::open_sled(dir.path(), &SledOptions::default(), DurabilityMode::Durable)
-            .await
-            .unwrap();
+        loop {
+            match Store::open_sled(dir.path(), &SledOptions::default(), DurabilityMode::Durable)
+                .await
+            {
+                Ok(_) => break,
+                Err(crate::Error::Engine(EngineError::Unavailable(_))) => {
+                    tokio::time::sleep(std::time::Duration::from_millis(20)).await
+                }
+                Err(e) => panic!("{e}"),
+            }
+        }
     }
 
     #[tokio::test]

@@ -29,6 +29,7 @@
 //! | `expiry_tokenid` | expiry (u64 big-endian) ++ token id | target id (purging) |
 //! | `keyid_rootkey` | key id (u32 big-endian) | [`RootKey`] |
 //! | `deleting` | entity kind (1 byte) ++ id | empty: a deletion whose cascade is still running |
+//! | `admin_userid` | user id | empty: the user holds zone `set_privileges` (an administrator) |
 //!
 //! Values that are records go through [`crate::codec`] (version byte + bincode 2).
 
@@ -324,9 +325,11 @@ pub const TOKENS_BY_EXPIRY: Table<(u64, Id), Id> = table("expiry_tokenid");
 pub const ROOT_KEYS: Table<u32, RootKey> = table("keyid_rootkey");
 /// Deletions whose cascade has not finished.
 pub const DELETING: Table<(Entity, Id), ()> = table("deleting");
+/// Users holding the zone privilege `set_privileges`: the zone's administrators.
+pub const ADMINS: Table<Id, ()> = table("admin_userid");
 
 /// Names of every table, for the consistency check.
-pub const TABLES: [&str; 22] = [
+pub const TABLES: [&str; 23] = [
     META.name,
     GENERATION.name,
     USERS.name,
@@ -349,6 +352,7 @@ pub const TABLES: [&str; 22] = [
     TOKENS_BY_EXPIRY.name,
     ROOT_KEYS.name,
     DELETING.name,
+    ADMINS.name,
 ];
 
 /// The record table of an entity kind.

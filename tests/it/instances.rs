@@ -475,7 +475,51 @@ async fn s_member(p: &Pair) {
         .unwrap();
 }
 
+async fn last_admin_survives(p: Pair) {
+    let p = Arc::new(p);
+    let set = ozmint::model::ZonePrivilege::SetPrivileges;
+    let mut all = ZonePrivileges::empty();
+    all.insert(set);
+    let x = p.a.store().create_user("x", "h".into(), all).await.unwrap();
+    let y = p.a.store().create_user("y", "h".into(), all).await.unwrap();
+    for round in 0..40 {
+        for id in [x, y] {
+            p.a.store()
+                .update_user(&id, |u| {
+                    u.zone_privileges.insert(set);
+                    Ok(())
+                })
+                .await
+                .unwrap();
+        }
+        let strip = |zone: usize, id: Id| {
+            let p = p.clone();
+            tokio::spawn(async move {
+                let z = if zone == 0 { &p.a } else { &p.b };
+                z.store()
+                    .update_user(&id, |u| {
+                        u.zone_privileges = ZonePrivileges::empty();
+                        Ok(())
+                    })
+                    .await
+            })
+        };
+        let (r1, r2) = (strip(0, x), strip(1, y));
+        let (r1, r2) = (r1.await.unwrap(), r2.await.unwrap());
+        let left = p.b.store().admins().await.unwrap();
+        assert_eq!(left.len(), 1, "round {round}: {r1:?} {r2:?}");
+        assert!(
+            matches!(
+                (&r1, &r2),
+                (Ok(_), Err(Error::LastAdmin)) | (Err(Error::LastAdmin), Ok(_))
+            ),
+            "round {round}: {r1:?} {r2:?}"
+        );
+    }
+}
+
 on_both! {
+    last_admin_survives_concurrent_strips => last_admin_survives;
     double_spend_over_two_instances => double_spend;
     privilege_revocation_is_seen_by_the_other_instance => privilege_revocation;
     membership_removal_is_seen_by_the_other_instance => membership_removal;

@@ -7,7 +7,7 @@
 //! - [`full`]: a data directory on a filesystem that fills up.
 //! - [`early_answers`]: errors reach HTTP/2 clients that are still sending.
 //! - [`api`]: the two seed endpoints and the token API over HTTPS.
-//! - [`admin`]: the administration API.
+//! - [`admin`]: the administration API. [`admins`]: the zone keeps an administrator.
 //! - [`lifecycle`]: tokens from mint to consumption, revocation, expiry, keys.
 //! - [`hostile`]: malformed and hostile requests.
 //! - [`races`]: concurrent requests against one server.
@@ -21,6 +21,7 @@
 
 mod admin;
 mod admin_cli;
+mod admins;
 mod api;
 mod cli;
 mod crash;
