@@ -70,6 +70,9 @@ impl Store {
     /// first, in one guarded commit within the engine's limits (call again
     /// while it returns as many as asked). Returns how many were deleted.
     pub async fn purge_expired(&self, now: u64, limit: usize) -> Result<usize> {
+        if limit == 0 {
+            return Ok(0);
+        }
         let l = self.engine.limits();
         let chunk = limit
             .min(l.max_guards.saturating_sub(1))
@@ -146,6 +149,7 @@ mod tests {
         })
         .await
         .unwrap();
+        assert_eq!(s.purge_expired(100, 0).await.unwrap(), 0, "a limit of 0");
         let mut purged = 0;
         loop {
             let n = s.purge_expired(100, 7).await.unwrap();
