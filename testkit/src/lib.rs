@@ -10,6 +10,7 @@
 #![forbid(unsafe_code)]
 
 pub mod conformance;
+pub mod fuzzing;
 pub mod onedata;
 pub mod server;
 pub mod spawned;

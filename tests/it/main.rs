@@ -15,3 +15,4 @@
 //! - [`fuzz_regressions`]: the fuzz corpora and regression inputs replayed.
 
 mod engines;
+mod fuzz_regressions;
