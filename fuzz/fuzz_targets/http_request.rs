@@ -1,2 +1,2 @@
 #![no_main]
-libfuzzer_sys::fuzz_target!(|data: &[u8]| ozmint::fuzzing::http_request(data));
+libfuzzer_sys::fuzz_target!(|data: &[u8]| testkit::fuzzing::http_request(data));

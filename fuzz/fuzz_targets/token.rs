@@ -1,2 +1,2 @@
 #![no_main]
-libfuzzer_sys::fuzz_target!(|data: &[u8]| ozmint::fuzzing::token(data));
+libfuzzer_sys::fuzz_target!(|data: &[u8]| testkit::fuzzing::token(data));

@@ -13,6 +13,7 @@
 pub mod conformance;
 #[cfg(feature = "etcd")]
 pub mod etcd;
+pub mod fuzzing;
 pub mod onedata;
 pub mod server;
 pub mod spawned;

@@ -1,5 +1,5 @@
 //! Replays every committed fuzz input through the same entry points the
-//! fuzzer uses (`ozmint::fuzzing`), so a plain `cargo test` exercises each
+//! fuzzer uses (`testkit::fuzzing`), so a plain `cargo test` exercises each
 //! target without cargo-fuzz or a nightly toolchain.
 //!
 //! Inputs: `fuzz/corpus/<target>/*` (seeds) and `fuzz/regressions/<target>/*`
@@ -62,20 +62,20 @@ fn replay(target: &str, run: fn(&[u8])) {
 
 #[test]
 fn token() {
-    replay("token", ozmint::fuzzing::token);
+    replay("token", testkit::fuzzing::token);
 }
 
 #[test]
 fn http_request() {
-    replay("http_request", ozmint::fuzzing::http_request);
+    replay("http_request", testkit::fuzzing::http_request);
 }
 
 #[test]
 fn decode() {
-    replay("decode", ozmint::fuzzing::decode);
+    replay("decode", testkit::fuzzing::decode);
 }
 
 #[test]
 fn store_ops() {
-    replay("store_ops", ozmint::fuzzing::store_ops);
+    replay("store_ops", testkit::fuzzing::store_ops);
 }

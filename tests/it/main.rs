@@ -29,6 +29,7 @@ mod early_answers;
 mod engines;
 mod etcd;
 mod full;
+mod fuzz_regressions;
 mod hostile;
 mod instances;
 mod interop;
