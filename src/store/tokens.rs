@@ -171,7 +171,7 @@ mod tests {
         })
         .await
         .unwrap();
-        assert_eq!(s.purge_expired(100, 0).await.unwrap(), 0, \"a limit of 0\");
+        assert_eq!(s.purge_expired(100, 0).await.unwrap(), 0, "a limit of 0");
         // More than fits one commit of a small chunk: one call, several commits.
         assert_eq!(s.purge_expired(100, 7).await.unwrap(), 7);
         assert_eq!(s.purge_expired(100, 1000).await.unwrap(), 14);
