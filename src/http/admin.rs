@@ -247,14 +247,12 @@ pub(super) async fn dispatch(
         Endpoint::Container(c, id) => container(app, &caller, c, &id, method, &body).await,
         MemberList(m, id) => {
             let cid = parse_id(&id)?;
-            {
-                let p = page()?;
-                Ok(id_list(
-                    list_key(m),
-                    zone.members(&caller, m, cid, p).await?,
-                    p,
-                ))
-            }
+            let p = page()?;
+            Ok(id_list(
+                list_key(m),
+                zone.members(&caller, m, cid, p).await?,
+                p,
+            ))
         }
         Member(m, id, mid) => {
             let (cid, mid) = (parse_id(&id)?, parse_id(&mid)?);
@@ -316,14 +314,12 @@ pub(super) async fn dispatch(
         }
         EffectiveUsers(c, id) => {
             let cid = parse_id(&id)?;
-            {
-                let p = page()?;
-                Ok(id_list(
-                    "users",
-                    zone.effective_users(&caller, c, cid, p).await?,
-                    p,
-                ))
-            }
+            let p = page()?;
+            Ok(id_list(
+                "users",
+                zone.effective_users(&caller, c, cid, p).await?,
+                p,
+            ))
         }
         EffectiveUserPrivileges(c, id, uid) => {
             let (cid, uid) = (parse_id(&id)?, parse_id(&uid)?);
@@ -336,14 +332,12 @@ pub(super) async fn dispatch(
         }
         EffectiveChildren(id) => {
             let gid = parse_id(&id)?;
-            {
-                let p = page()?;
-                Ok(id_list(
-                    "children",
-                    zone.effective_children(&caller, gid, p).await?,
-                    p,
-                ))
-            }
+            let p = page()?;
+            Ok(id_list(
+                "children",
+                zone.effective_children(&caller, gid, p).await?,
+                p,
+            ))
         }
         Backup => {
             let dir = app.backup_dir.join(format!(
