@@ -184,6 +184,32 @@ impl Members {
     }
 }
 
+/// Runs `$body` with `$k` bound to the [`Kind`] of `$m` (every arm has the
+/// same result type; privilege sets of both kinds differ, so those callers
+/// match by hand).
+macro_rules! with_kind {
+    ($m:expr, $k:ident => $body:expr) => {
+        match $m {
+            Members::GroupUsers => {
+                let $k = &GROUP_USERS_KIND;
+                $body
+            }
+            Members::GroupChildren => {
+                let $k = &GROUP_CHILDREN_KIND;
+                $body
+            }
+            Members::SpaceUsers => {
+                let $k = &SPACE_USERS_KIND;
+                $body
+            }
+            Members::SpaceGroups => {
+                let $k = &SPACE_GROUPS_KIND;
+                $body
+            }
+        }
+    };
+}
+
 impl Zone {
     /// A page of the members of a group or space.
     pub async fn members(
@@ -193,15 +219,7 @@ impl Zone {
         container: Id,
         page: PageRequest,
     ) -> Result<Listed<Id>> {
-        match m {
-            Members::GroupUsers => self.list(caller, &GROUP_USERS_KIND, container, page).await,
-            Members::GroupChildren => {
-                self.list(caller, &GROUP_CHILDREN_KIND, container, page)
-                    .await
-            }
-            Members::SpaceUsers => self.list(caller, &SPACE_USERS_KIND, container, page).await,
-            Members::SpaceGroups => self.list(caller, &SPACE_GROUPS_KIND, container, page).await,
-        }
+        with_kind!(m, k => self.list(caller, k, container, page).await)
     }
 
     /// Whether `member` is a direct member (`NotFound` if not); to viewers.
@@ -226,18 +244,7 @@ impl Zone {
         container: Id,
         member: Id,
     ) -> Result<bool> {
-        match m {
-            Members::GroupUsers => self.add(caller, &GROUP_USERS_KIND, container, member).await,
-            Members::GroupChildren => {
-                self.add(caller, &GROUP_CHILDREN_KIND, container, member)
-                    .await
-            }
-            Members::SpaceUsers => self.add(caller, &SPACE_USERS_KIND, container, member).await,
-            Members::SpaceGroups => {
-                self.add(caller, &SPACE_GROUPS_KIND, container, member)
-                    .await
-            }
-        }
+        with_kind!(m, k => self.add(caller, k, container, member).await)
     }
 
     /// Removes a member (`NotFound` if it is none).
@@ -248,24 +255,7 @@ impl Zone {
         container: Id,
         member: Id,
     ) -> Result<()> {
-        match m {
-            Members::GroupUsers => {
-                self.remove(caller, &GROUP_USERS_KIND, container, member)
-                    .await
-            }
-            Members::GroupChildren => {
-                self.remove(caller, &GROUP_CHILDREN_KIND, container, member)
-                    .await
-            }
-            Members::SpaceUsers => {
-                self.remove(caller, &SPACE_USERS_KIND, container, member)
-                    .await
-            }
-            Members::SpaceGroups => {
-                self.remove(caller, &SPACE_GROUPS_KIND, container, member)
-                    .await
-            }
-        }
+        with_kind!(m, k => self.remove(caller, k, container, member).await)
     }
 
     /// A direct member's privileges (to viewers).
@@ -305,24 +295,7 @@ impl Zone {
         member: Id,
         change: &NamedChange,
     ) -> Result<()> {
-        match m {
-            Members::GroupUsers => {
-                self.set_privs(caller, &GROUP_USERS_KIND, container, member, change)
-                    .await
-            }
-            Members::GroupChildren => {
-                self.set_privs(caller, &GROUP_CHILDREN_KIND, container, member, change)
-                    .await
-            }
-            Members::SpaceUsers => {
-                self.set_privs(caller, &SPACE_USERS_KIND, container, member, change)
-                    .await
-            }
-            Members::SpaceGroups => {
-                self.set_privs(caller, &SPACE_GROUPS_KIND, container, member, change)
-                    .await
-            }
-        }
+        with_kind!(m, k => self.set_privs(caller, k, container, member, change).await)
     }
 
     /// What [`Zone::update_member_privileges`] checks before it looks at the
@@ -335,24 +308,7 @@ impl Zone {
         container: Id,
         member: Id,
     ) -> Result<()> {
-        match m {
-            Members::GroupUsers => {
-                self.may_set(caller, &GROUP_USERS_KIND, container, member)
-                    .await
-            }
-            Members::GroupChildren => {
-                self.may_set(caller, &GROUP_CHILDREN_KIND, container, member)
-                    .await
-            }
-            Members::SpaceUsers => {
-                self.may_set(caller, &SPACE_USERS_KIND, container, member)
-                    .await
-            }
-            Members::SpaceGroups => {
-                self.may_set(caller, &SPACE_GROUPS_KIND, container, member)
-                    .await
-            }
-        }
+        with_kind!(m, k => self.may_set(caller, k, container, member).await)
     }
 
     async fn may_set<P: Privilege + Send + Sync>(

@@ -174,40 +174,16 @@ async fn set_version(engine: &dyn Engine, from: Option<u8>, to: u8) -> Result<()
     }
 }
 
-/// Writes an `admin_userid` entry for every user holding `set_privileges`,
-/// a chunk of users per guarded commit that records how far it got.
+/// Writes an `admin_userid` entry for every user holding `set_privileges`.
 async fn index_admins(engine: &dyn Engine) -> Result<()> {
     use super::schema::{ADMINS, USERS};
-    let prefix = USERS.prefix();
-    loop {
-        let cursor = engine.get_many(&[&cursor_key()]).await?.pop().flatten();
-        let after = cursor.as_ref().map(|id| [prefix.as_slice(), id].concat());
-        let page = engine.scan(&prefix, after.as_deref(), CHUNK).await?;
-        let Some((last, _)) = page.entries.last() else {
-            return Ok(());
-        };
-        let last_id = last[prefix.len()..].to_vec();
-        let mut writes = Vec::new();
-        for (k, v) in &page.entries {
-            let user = USERS.decode(v)?;
-            if super::entities::is_admin(&user) {
-                let id = USERS.decode_key(k)?;
-                writes.push(Write::Put(ADMINS.key(&id), Vec::new()));
-            }
-        }
-        writes.push(Write::Put(cursor_key(), last_id));
-        let guard = Guard {
-            key: cursor_key(),
-            expect: cursor,
-        };
-        match engine
-            .commit(Commit::new(vec![guard], writes, Durability::Immediate))
-            .await
-        {
-            Ok(()) | Err(EngineError::Conflict) => {}
-            Err(e) => return Err(e.into()),
-        }
-    }
+    rewrite_in_chunks(engine, &USERS.prefix(), |k, v| {
+        let user = USERS.decode(v)?;
+        Ok(super::entities::is_admin(&user)
+            .then(|| Ok::<_, Error>(Write::Put(ADMINS.key(&USERS.decode_key(k)?), Vec::new())))
+            .transpose()?)
+    })
+    .await
 }
 
 /// Version 1 groups had no type.
@@ -217,37 +193,51 @@ struct GroupV1 {
     created: u64,
 }
 
-/// Rewrites version 1 group records with their type, a chunk per commit;
-/// each commit also records the last group done, guarded, so concurrent or
-/// resumed runs neither skip nor redo a group.
+/// Rewrites version 1 group records with their type (`role`).
 async fn upgrade_groups_v1(engine: &dyn Engine) -> Result<()> {
-    let prefix = GROUPS.prefix();
+    let corrupt = |error| Error::Corrupt {
+        tree: GROUPS.name,
+        error,
+    };
+    rewrite_in_chunks(engine, &GROUPS.prefix(), |k, v| {
+        let old: GroupV1 = codec::decode(v).map_err(corrupt)?;
+        let group = Group {
+            name: old.name,
+            kind: GroupType::Role,
+            created: old.created,
+        };
+        Ok(Some(Write::Put(
+            k.to_vec(),
+            codec::encode(&group).map_err(corrupt)?,
+        )))
+    })
+    .await
+}
+
+/// Runs `step` over every entry under `prefix`, a chunk per commit; each
+/// commit also records the last key done (guarded), so concurrent or resumed
+/// runs neither skip nor redo an entry.
+async fn rewrite_in_chunks(
+    engine: &dyn Engine,
+    prefix: &[u8],
+    step: impl Fn(&[u8], &[u8]) -> Result<Option<Write>>,
+) -> Result<()> {
+    let per_commit = CHUNK
+        .min(engine.limits().max_writes.saturating_sub(1))
+        .max(1);
     loop {
         let cursor = engine.get_many(&[&cursor_key()]).await?.pop().flatten();
-        let after = cursor.as_ref().map(|id| [prefix.as_slice(), id].concat());
-        let page = engine.scan(&prefix, after.as_deref(), CHUNK).await?;
+        let after = cursor.as_ref().map(|last| [prefix, last].concat());
+        let page = engine.scan(prefix, after.as_deref(), per_commit).await?;
         let Some((last, _)) = page.entries.last() else {
             return Ok(());
         };
-        let last_id = last[prefix.len()..].to_vec();
+        let last = last[prefix.len()..].to_vec();
         let mut writes = Vec::with_capacity(page.entries.len() + 1);
         for (k, v) in &page.entries {
-            let old: GroupV1 = codec::decode(v).map_err(|error| Error::Corrupt {
-                tree: GROUPS.name,
-                error,
-            })?;
-            let group = Group {
-                name: old.name,
-                kind: GroupType::Role,
-                created: old.created,
-            };
-            let bytes = codec::encode(&group).map_err(|error| Error::Corrupt {
-                tree: GROUPS.name,
-                error,
-            })?;
-            writes.push(Write::Put(k.clone(), bytes));
+            writes.extend(step(k, v)?);
         }
-        writes.push(Write::Put(cursor_key(), last_id));
+        writes.push(Write::Put(cursor_key(), last));
         let guard = Guard {
             key: cursor_key(),
             expect: cursor,
