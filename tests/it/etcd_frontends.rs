@@ -504,6 +504,134 @@ mod on_etcd {
         .await;
     }
 
+    /// Runs `reqs` (front end index, method, path, body) at once, as admin,
+    /// each on its own connection; the answers in order.
+    async fn all_at_once(bases: &[String; 2], reqs: Vec<(usize, Method, String, Value)>) -> Vec<R> {
+        let barrier = Arc::new(tokio::sync::Barrier::new(reqs.len()));
+        let tasks: Vec<_> = reqs
+            .into_iter()
+            .map(|(f, method, path, body)| {
+                let (base, barrier) = (bases[f].clone(), barrier.clone());
+                tokio::spawn(async move {
+                    let c = http();
+                    try_call(&c, &base, Method::GET, "/healthz", Cred::None, None)
+                        .await
+                        .expect("warm-up");
+                    barrier.wait().await;
+                    try_call(&c, &base, method, &path, AS_ADMIN, Some(&body))
+                        .await
+                        .expect("an answer")
+                })
+            })
+            .collect();
+        let mut out = Vec::new();
+        for t in tasks {
+            out.push(t.await.expect("task"));
+        }
+        out
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn concurrent_changes_over_both_front_ends_lose_nothing() {
+        let Some(cluster) = shared() else { return };
+        bounded(async {
+            let url = cluster.url(&unique("rmw"));
+            let (a, b) = (&Front::start(&url, true), &Front::start(&url, true));
+            let bases = [a.base(), b.base()];
+            let c = &http();
+            // Distinct zone privileges granted to carol at once: all of them stay.
+            let granted = [
+                "list_groups",
+                "list_providers",
+                "list_spaces",
+                "list_users",
+                "oz_groups_add_members",
+                "oz_groups_list_groups",
+                "oz_groups_list_users",
+                "oz_groups_remove_members",
+                "oz_spaces_list_groups",
+                "oz_spaces_list_users",
+                "set_privileges",
+                "view_privileges",
+                "oz_users_create",
+                "oz_providers_create",
+                "oz_tokens_manage",
+                "oz_backup",
+            ];
+            let path = format!("/users/{CAROL_ID}/privileges");
+            let reqs = granted
+                .iter()
+                .enumerate()
+                .map(|(i, p)| {
+                    let body = json!({ "operation": "grant", "privileges": [p] });
+                    (i % 2, Method::PATCH, path.clone(), body)
+                })
+                .collect();
+            for r in all_at_once(&bases, reqs).await {
+                r.expect(204, None, "a concurrent grant");
+            }
+            let r = call(c, b, Method::GET, &path, AS_ADMIN, None).await;
+            let got: BTreeSet<&str> = r.json["privileges"]
+                .as_array()
+                .expect("privileges")
+                .iter()
+                .filter_map(Value::as_str)
+                .collect();
+            assert_eq!(got, BTreeSet::from(granted), "{}", r.text);
+
+            // One user name claimed at once through both: one user.
+            let reqs = (0..16)
+                .map(|i| {
+                    let body = json!({ "username": "dave", "password": format!("pw{i}") });
+                    (i % 2, Method::POST, "/users".to_owned(), body)
+                })
+                .collect();
+            let answers = all_at_once(&bases, reqs).await;
+            let created = answers.iter().filter(|r| r.status == 201).count();
+            for r in answers.iter().filter(|r| r.status != 201) {
+                r.expect(409, Some("already_exists"), "the same name again");
+            }
+            assert_eq!(created, 1, "one dave");
+            let users = ids(c, a, "/users", "users").await;
+            assert_eq!(users.len(), 4, "{users:?}");
+
+            // New members added to one group at once: all of them are in.
+            let mut new = Vec::new();
+            for i in 0..8 {
+                let body = json!({ "username": format!("m{i}"), "password": "pw" });
+                let r = call(
+                    c,
+                    [a, b][i % 2],
+                    Method::POST,
+                    "/users",
+                    AS_ADMIN,
+                    Some(&body),
+                )
+                .await;
+                new.push(r.created("users", "a new user"));
+            }
+            let reqs = new
+                .iter()
+                .enumerate()
+                .map(|(i, u)| {
+                    (
+                        i % 2,
+                        Method::PUT,
+                        format!("/groups/{DEMO_GROUP}/users/{u}"),
+                        json!({}),
+                    )
+                })
+                .collect();
+            for r in all_at_once(&bases, reqs).await {
+                r.expect(200, None, "a concurrent membership");
+            }
+            let members = ids(c, a, &format!("/groups/{DEMO_GROUP}/users"), "users").await;
+            assert_eq!(members.len(), 3 + new.len(), "{members:?}");
+            check_store(&url);
+        })
+        .await;
+    }
+
     // -----------------------------------------------------------------------
     // 2. A change through A is honoured by B on the very next request.
     // -----------------------------------------------------------------------
