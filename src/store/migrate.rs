@@ -129,6 +129,12 @@ pub async fn to_current(engine: &dyn Engine) -> Result<()> {
             None => {
                 let any = engine.scan(&[], None, 1).await?;
                 if !any.entries.is_empty() {
+                    // Another process may have created the store since the
+                    // version was read: the version is written first and
+                    // never removed, so a version now means just that.
+                    if engine.get_many(&[&schema_key()]).await?[0].is_some() {
+                        continue;
+                    }
                     return Err(Error::Corrupt {
                         tree: META.name,
                         error: CodecError::Malformed,
@@ -364,6 +370,74 @@ mod tests {
                 Err(e) => panic!("{e}"),
             }
         }
+    }
+
+    /// A memory engine on which another process opens the store (writes
+    /// the schema version, then a record) right after the first read of the
+    /// version, as when several front ends start at once on an empty store.
+    struct OpenedMeanwhile {
+        inner: Arc<MemoryEngine>,
+        first: std::sync::atomic::AtomicBool,
+    }
+
+    #[async_trait::async_trait]
+    impl Engine for OpenedMeanwhile {
+        fn name(&self) -> &'static str {
+            "opened-meanwhile"
+        }
+        fn limits(&self) -> crate::engine::Limits {
+            self.inner.limits()
+        }
+        async fn get_many(&self, keys: &[&[u8]]) -> Result<Vec<Option<Vec<u8>>>, EngineError> {
+            let got = self.inner.get_many(keys).await?;
+            if self.first.swap(false, std::sync::atomic::Ordering::SeqCst) {
+                let other = Store::open(self.inner.clone(), DurabilityMode::Durable)
+                    .await
+                    .expect("the other process opens the store");
+                other
+                    .create_space("theirs", None)
+                    .await
+                    .expect("and writes");
+            }
+            Ok(got)
+        }
+        async fn scan(
+            &self,
+            prefix: &[u8],
+            after: Option<&[u8]>,
+            limit: usize,
+        ) -> Result<crate::engine::Page, EngineError> {
+            self.inner.scan(prefix, after, limit).await
+        }
+        async fn snapshot(&self) -> Result<Box<dyn crate::engine::Snapshot>, EngineError> {
+            self.inner.snapshot().await
+        }
+        async fn commit(&self, commit: Commit) -> Result<(), EngineError> {
+            self.inner.commit(commit).await
+        }
+        async fn health(&self) -> Result<(), EngineError> {
+            self.inner.health().await
+        }
+    }
+
+    /// Regression: a store found without a schema version and then not
+    /// empty was called corrupt, though another process had just created it
+    /// (three front ends starting at once on an empty etcd prefix: one of
+    /// them failed with "corrupt record in meta").
+    #[tokio::test]
+    async fn a_store_created_by_another_process_meanwhile_opens() {
+        let engine = Arc::new(OpenedMeanwhile {
+            inner: Arc::new(MemoryEngine::new()),
+            first: std::sync::atomic::AtomicBool::new(true),
+        });
+        let store = Store::open(engine, DurabilityMode::Durable)
+            .await
+            .expect("opens");
+        assert_eq!(
+            store.get(&META, &"schema").await.unwrap(),
+            Some(vec![SCHEMA])
+        );
+        assert_eq!(store.spaces(None, 10).await.unwrap().0.len(), 1);
     }
 
     #[tokio::test]

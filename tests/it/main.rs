@@ -18,6 +18,7 @@
 //! - [`crash`]: SIGKILL cycles; everything acknowledged survives.
 //! - [`fuzz_regressions`]: the fuzz corpora and regression inputs replayed.
 //! - [`etcd`]: the etcd engine on real clusters (conformance, failover).
+//! - [`etcd_frontends`]: several `ozmint serve` processes on one etcd cluster act as one zone.
 
 mod admin;
 mod admin_cli;
@@ -28,6 +29,7 @@ mod crash;
 mod early_answers;
 mod engines;
 mod etcd;
+mod etcd_frontends;
 mod full;
 mod fuzz_regressions;
 mod hostile;
