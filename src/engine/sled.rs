@@ -98,6 +98,9 @@ struct Inner {
 struct Full {
     why: String,
     last_try: Instant,
+    /// Free bytes when writes started failing (sled can fail with room left:
+    /// it writes whole segments).
+    free_then: u64,
 }
 
 fn io(e: ::sled::Error) -> EngineError {
@@ -224,9 +227,11 @@ impl SledEngine {
             let mut full = self.inner.full.lock();
             if full.is_none() {
                 tracing::warn!(error = %text, "the store is out of space; writes fail until space is freed");
+                let free_then = self.inner.dir.as_deref().and_then(free_bytes).unwrap_or(0);
                 *full = Some(Full {
                     why: text.clone(),
                     last_try: Instant::now(),
+                    free_then,
                 });
             }
         }
@@ -235,7 +240,7 @@ impl SledEngine {
     /// While full: `Err(Full)`, unless the filesystem has room again and the
     /// database could be reopened (checked at most once a second).
     async fn check_full(&self) -> Result<(), EngineError> {
-        let why = {
+        let (why, free_then) = {
             let mut full = self.inner.full.lock();
             let Some(f) = full.as_mut() else {
                 return Ok(());
@@ -244,10 +249,10 @@ impl SledEngine {
                 return Err(EngineError::Full(f.why.clone()));
             }
             f.last_try = Instant::now();
-            f.why.clone()
+            (f.why.clone(), f.free_then)
         };
         let this = self.clone();
-        let reopened = tokio::task::spawn_blocking(move || this.try_reopen())
+        let reopened = tokio::task::spawn_blocking(move || this.try_reopen(free_then))
             .await
             .map_err(|e| EngineError::Io(format!("reopen task failed: {e}")))?;
         match reopened {
@@ -264,13 +269,16 @@ impl SledEngine {
         }
     }
 
-    /// Reopens the database if its filesystem has room again. Runs with the
-    /// commit lock held, so no commit sees a half-swapped engine.
-    fn try_reopen(&self) -> Result<bool, EngineError> {
+    /// Reopens the database if its filesystem has room again: at least
+    /// [`REOPEN_FREE_BYTES`] more than when writes started failing. Runs with
+    /// the commit lock held, so no commit sees a half-swapped engine; readers
+    /// wait for the swap.
+    fn try_reopen(&self, free_then: u64) -> Result<bool, EngineError> {
         let Some(dir) = &self.inner.dir else {
             return Ok(false);
         };
-        if free_bytes(dir).is_some_and(|free| free < REOPEN_FREE_BYTES) {
+        let needed = free_then.saturating_add(REOPEN_FREE_BYTES);
+        if free_bytes(dir).is_some_and(|free| free < needed) {
             return Ok(false);
         }
         let _commits = self.inner.commit_lock.lock();
@@ -289,7 +297,17 @@ impl SledEngine {
         // again: sled recovers everything that was flushed. Until that works
         // every call answers unavailable (never an empty store).
         *slot = None;
-        let db = Self::open_db(dir, &self.inner.opts)?;
+        let mut tries = 0;
+        let db = loop {
+            match Self::open_db(dir, &self.inner.opts) {
+                Ok(db) => break db,
+                Err(e) if tries >= 10 => return Err(e),
+                Err(_) => {
+                    tries += 1;
+                    std::thread::sleep(Duration::from_millis(50));
+                }
+            }
+        };
         *slot = Some(Arc::new(db));
         Ok(true)
     }
