@@ -36,7 +36,7 @@ impl Store {
     pub async fn copy_into(&self, target: &dyn Engine) -> Result<u64> {
         let snap = self.engine.snapshot().await?;
         let tl = target.limits();
-        let per_commit = tl.max_writes.min(PAGE_MAX).max(1);
+        let per_commit = tl.max_writes.clamp(1, PAGE_MAX);
         let mut after: Option<Vec<u8>> = None;
         let mut copied = 0u64;
         loop {

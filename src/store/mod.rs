@@ -82,12 +82,15 @@ pub struct Store {
     engine: Arc<dyn Engine>,
     durability: Durability,
     /// Groups each user reaches, with the graph generation they were computed at.
-    reach: Mutex<HashMap<Id, (Vec<u8>, Arc<[Id]>)>>,
+    reach: Mutex<ReachCache>,
     /// The root keys, with their generation.
     keys: RwLock<Option<Arc<KeySet>>>,
     /// Told the duration of every durable commit (metrics).
     commit_observer: std::sync::OnceLock<CommitObserver>,
 }
+
+/// Per user: the graph generation and the groups reached at it.
+type ReachCache = HashMap<Id, (Vec<u8>, Arc<[Id]>)>;
 
 /// Called with the duration of every durable commit.
 pub type CommitObserver = Box<dyn Fn(std::time::Duration) + Send + Sync>;
