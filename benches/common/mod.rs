@@ -1,20 +1,30 @@
 //! Fixtures shared by the `micro` (criterion) and `e2e` benchmarks: the bare
-//! HMAC-SHA256 macaroon chain, a minter on a sled store, and stores holding
+//! HMAC-SHA256 macaroon chain, a zone on a sled store, and stores holding
 //! nested group chains and a space with many members.
+//!
+//! The store and the operations are async: every fixture here is an async
+//! function, run by the caller on its runtime (`micro` uses a current-thread
+//! runtime, `e2e` its multi-thread one).
 #![allow(dead_code)]
 
+use std::future::Future;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
 
-use ozmint::codec;
+use ozmint::engine::memory::MemoryEngine;
+use ozmint::engine::sled::SledOptions;
+use ozmint::engine::{Commit, Durability, Write};
 use ozmint::model::{
     GroupPrivileges, Id, SpacePrivilege, SpacePrivileges, Subject, TokenKind, TokenRecord,
     TokenState, User, ZonePrivileges,
 };
-use ozmint::store::{SledOptions, TreeName, GROUP_CHILDREN, GROUP_USERS, SPACE_GROUPS};
-use ozmint::{Durability, Minter, MinterConfig, Store};
+use ozmint::store::schema::{SPACE_USERS, USERS, USER_NAMES, USER_SPACES};
+use ozmint::store::{GROUP_CHILDREN_REL, GROUP_USERS_REL, SPACE_GROUPS_REL};
+use ozmint::token::keys::KeySource;
+use ozmint::{DurabilityMode, Store, Zone, ZoneConfig};
 
 type HmacSha256 = Hmac<Sha256>;
 
@@ -38,6 +48,32 @@ pub fn bare_chain(secret: &[u8; 32], identifier: &[u8], caveats: &[Vec<u8>]) -> 
     sig
 }
 
+/// A current-thread runtime with timers and I/O (the sled engine's flushes
+/// go to its blocking pool).
+pub fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime")
+}
+
+/// Runs `f` `iters` times in a row inside `rt` and returns the time taken:
+/// for criterion's `iter_custom`, so that the loop runs in the runtime like a
+/// request handler does and no iteration pays for entering it.
+pub fn time_async<F, Fut>(rt: &tokio::runtime::Runtime, iters: u64, mut f: F) -> Duration
+where
+    F: FnMut() -> Fut,
+    Fut: Future,
+{
+    rt.block_on(async {
+        let t = Instant::now();
+        for _ in 0..iters {
+            std::hint::black_box(f().await);
+        }
+        t.elapsed()
+    })
+}
+
 /// A sled store in a temporary directory on disk (like the server's; sled's
 /// own `temporary` mode lives in /dev/shm and skips its log syncs), with the
 /// server's default options. The directory is removed when this is dropped.
@@ -55,24 +91,29 @@ impl std::ops::Deref for DiskStore {
 }
 
 /// A sled store on disk in a new temporary directory.
-pub fn disk_store(durability: Durability) -> DiskStore {
+pub async fn disk_store(mode: DurabilityMode) -> DiskStore {
     let dir = tempfile::tempdir().expect("tempdir");
-    let store = Store::open(
-        &dir.path().join("store"),
-        &SledOptions::default(),
-        durability,
-    )
-    .expect("open store");
+    let store = Store::open_sled(&dir.path().join("store"), &SledOptions::default(), mode)
+        .await
+        .expect("open store");
     DiskStore {
         store: Arc::new(store),
         _dir: dir,
     }
 }
 
-/// A minter over `store` with a space to mint for and a user issuing.
+/// A relaxed store on the in-memory engine (as `Store::memory()` was before
+/// the engine redesign; it is durable now, which only the commit metrics see).
+pub async fn memory_store() -> Store {
+    Store::open(Arc::new(MemoryEngine::new()), DurabilityMode::Relaxed)
+        .await
+        .expect("memory store")
+}
+
+/// A zone over `store` with a space to mint for and a user issuing.
 pub struct MintFixture {
-    /// The minter.
-    pub minter: Minter,
+    /// The zone (it mints and verifies).
+    pub zone: Zone,
     /// The space tokens are minted for.
     pub space: Id,
     /// The issuing user.
@@ -83,14 +124,18 @@ pub struct MintFixture {
 
 impl MintFixture {
     /// Creates the space and user on `store`.
-    pub fn new(store: Arc<Store>) -> Self {
+    pub async fn new(store: Arc<Store>) -> Self {
         let user = store
             .create_user("bench", "x".into(), ZonePrivileges::all())
+            .await
             .expect("create user");
-        let space = store.create_space("bench", None).expect("create space");
-        let minter = Minter::new(store, MinterConfig::default()).expect("minter");
+        let space = store
+            .create_space("bench", None)
+            .await
+            .expect("create space");
+        let zone = Zone::new(store, ZoneConfig::default()).await.expect("zone");
         MintFixture {
-            minter,
+            zone,
             space,
             issuer: Subject::User(user),
             _disk: None,
@@ -98,17 +143,23 @@ impl MintFixture {
     }
 
     /// On a new sled store on disk.
-    pub fn on_disk(durability: Durability) -> Self {
-        let disk = disk_store(durability);
-        let mut fx = MintFixture::new(disk.store.clone());
+    pub async fn on_disk(mode: DurabilityMode) -> Self {
+        let disk = disk_store(mode).await;
+        let mut fx = MintFixture::new(disk.store.clone()).await;
         fx._disk = Some(disk);
         fx
     }
 
+    /// On a new in-memory store.
+    pub async fn in_memory() -> Self {
+        MintFixture::new(Arc::new(memory_store().await)).await
+    }
+
     /// Mints one space support token.
-    pub fn mint(&self) -> String {
-        self.minter
+    pub async fn mint(&self) -> String {
+        self.zone
             .mint(TokenKind::SpaceSupport, self.space, self.issuer)
+            .await
             .expect("mint")
             .token
     }
@@ -128,15 +179,20 @@ pub struct ChainInput {
 }
 
 /// Parses `token` and looks up its secret, checking the bare chain agrees.
-pub fn chain_input(minter: &Minter, token: &str) -> ChainInput {
+pub async fn chain_input(zone: &Zone, token: &str) -> ChainInput {
     let raw = ozmint::token::wire::parse(token).expect("parse");
-    let id: Id = std::str::from_utf8(&raw.identifier)
-        .expect("utf-8 identifier")
-        .parse()
-        .expect("identifier is an id");
-    let rec = minter.store().token(&id).expect("store").expect("record");
-    let secret = minter
-        .keys()
+    let id = ozmint::token::legacy_id(&raw).expect("identifier is an id");
+    let rec = zone
+        .store()
+        .token(&id)
+        .await
+        .expect("store")
+        .expect("record");
+    let secret = zone
+        .store()
+        .root_keys()
+        .await
+        .expect("root keys")
         .token_secret(rec.key_id, &raw.identifier)
         .expect("key");
     let input = ChainInput {
@@ -170,63 +226,75 @@ fn add_provider() -> SpacePrivileges {
 /// A user reaching `space` through a chain of `depth` nested groups: the user
 /// is in the deepest group, each group is a child of the one above, and the
 /// top group holds `AddProvider` in the space.
-pub fn chain_case(store: &Store, space: Id, depth: usize, tag: &str) -> PrivCase {
+pub async fn chain_case(store: &Store, space: Id, depth: usize, tag: &str) -> PrivCase {
     assert!(depth >= 1);
-    let groups: Vec<Id> = (0..depth)
-        .map(|i| {
+    let mut groups = Vec::with_capacity(depth);
+    for i in 0..depth {
+        groups.push(
             store
                 .create_group(&format!("{tag}-g{i}"), None)
-                .expect("group")
-        })
-        .collect();
+                .await
+                .expect("group"),
+        );
+    }
     for w in groups.windows(2) {
         store
             .put_relation(
-                &GROUP_CHILDREN,
+                &GROUP_CHILDREN_REL,
                 &w[0],
                 &w[1],
                 &GroupPrivileges::member_default(),
             )
+            .await
             .expect("nest");
     }
     let user = store
         .create_user(&format!("{tag}-user"), "x".into(), ZonePrivileges::empty())
+        .await
         .expect("user");
     store
         .put_relation(
-            &GROUP_USERS,
+            &GROUP_USERS_REL,
             &groups[depth - 1],
             &user,
             &GroupPrivileges::member_default(),
         )
+        .await
         .expect("membership");
     store
-        .put_relation(&SPACE_GROUPS, &space, &groups[0], &add_provider())
+        .put_relation(&SPACE_GROUPS_REL, &space, &groups[0], &add_provider())
+        .await
         .expect("space group");
     let case = PrivCase {
         label: format!("depth {depth}"),
         user,
         space,
     };
-    assert!(effective_ok(store, &case), "{tag}: privilege not effective");
+    assert!(
+        effective_ok(store, &case).await,
+        "{tag}: privilege not effective"
+    );
     case
 }
 
 /// Whether the case's user effectively holds `AddProvider` (the checked operation).
-pub fn effective_ok(store: &Store, case: &PrivCase) -> bool {
+pub async fn effective_ok(store: &Store, case: &PrivCase) -> bool {
     store
         .effective_space_privileges(&case.user, &case.space)
+        .await
         .expect("effective privileges")
         .contains(SpacePrivilege::AddProvider)
 }
 
-/// Adds `n` users as direct members of `space` (raw engine writes of exactly
-/// the keys and values the store itself writes, for speed), the last of them
-/// with `AddProvider`. Returns that last member.
-pub fn add_direct_members(store: &Store, space: Id, n: usize) -> Id {
+/// Adds `n` users as direct members of `space` (raw engine commits of exactly
+/// the keys and values the store itself writes, many members per commit, for
+/// speed), the last of them with `AddProvider`. Returns that last member.
+pub async fn add_direct_members(store: &Store, space: Id, n: usize) -> Id {
     let engine = store.engine();
-    let member = codec::encode(&SpacePrivileges::member_default()).expect("encode");
+    // Four writes per member, well within the engine's limits per commit.
+    let per_commit = (engine.limits().max_writes / 4).clamp(1, 1000);
     let mut last = Id([0; 32]);
+    let mut writes = Vec::with_capacity(per_commit * 4);
     for i in 0..n {
         let user = Id::random();
         let name = format!("member{i}");
@@ -236,37 +304,40 @@ pub fn add_direct_members(store: &Store, space: Id, n: usize) -> Id {
             zone_privileges: ZonePrivileges::empty(),
             created: 0,
         };
-        engine
-            .put(
-                TreeName::UserIdUser,
-                user.as_bytes(),
-                &codec::encode(&rec).expect("encode"),
-            )
-            .expect("put");
-        engine
-            .put(TreeName::UserNameUserId, name.as_bytes(), user.as_bytes())
-            .expect("put");
         let privs = if i + 1 == n {
-            codec::encode(&add_provider()).expect("encode")
+            add_provider()
         } else {
-            member.clone()
+            SpacePrivileges::member_default()
         };
-        engine
-            .put(TreeName::SpaceUsers, &pair(&space, &user), &privs)
-            .expect("put");
-        engine
-            .put(TreeName::UserSpaces, &pair(&user, &space), &[])
-            .expect("put");
+        writes.push(Write::Put(
+            USERS.key(&user),
+            USERS.encode(&rec).expect("encode"),
+        ));
+        writes.push(Write::Put(
+            USER_NAMES.key(&name),
+            USER_NAMES.encode(&user).expect("encode"),
+        ));
+        writes.push(Write::Put(
+            SPACE_USERS.key(&(space, user)),
+            SPACE_USERS.encode(&privs).expect("encode"),
+        ));
+        writes.push(Write::Put(
+            USER_SPACES.key(&(user, space)),
+            USER_SPACES.encode(&()).expect("encode"),
+        ));
+        if writes.len() >= per_commit * 4 || i + 1 == n {
+            engine
+                .commit(Commit::new(
+                    Vec::new(),
+                    std::mem::take(&mut writes),
+                    Durability::Eventual,
+                ))
+                .await
+                .expect("commit");
+        }
         last = user;
     }
     last
-}
-
-fn pair(a: &Id, b: &Id) -> [u8; 64] {
-    let mut k = [0u8; 64];
-    k[..32].copy_from_slice(a.as_bytes());
-    k[32..].copy_from_slice(b.as_bytes());
-    k
 }
 
 /// The effective-privilege fixture: chains of depth 1, 8 and 32 in small
@@ -285,24 +356,25 @@ pub struct PrivFixture {
 
 impl PrivFixture {
     /// Builds the fixture on a temporary sled store.
-    pub fn new(members: usize) -> Self {
-        let store = disk_store(Durability::Relaxed);
+    pub async fn new(members: usize) -> Self {
+        let store = disk_store(DurabilityMode::Relaxed).await;
         let mut chains = Vec::new();
         for depth in [1usize, 8, 32] {
             let space = store
                 .create_space(&format!("chain{depth}"), None)
+                .await
                 .expect("space");
-            chains.push(chain_case(&store, space, depth, &format!("c{depth}")));
+            chains.push(chain_case(&store, space, depth, &format!("c{depth}")).await);
         }
-        let big_space = store.create_space("big", None).expect("space");
-        let direct = add_direct_members(&store, big_space, members);
+        let big_space = store.create_space("big", None).await.expect("space");
+        let direct = add_direct_members(&store, big_space, members).await;
         let direct = PrivCase {
             label: format!("{members} members, direct"),
             user: direct,
             space: big_space,
         };
-        assert!(effective_ok(&store, &direct));
-        let mut via = chain_case(&store, big_space, 1, "big1");
+        assert!(effective_ok(&store, &direct).await);
+        let mut via = chain_case(&store, big_space, 1, "big1").await;
         via.label = format!("{members} members, depth 1");
         PrivFixture {
             store,
@@ -313,7 +385,7 @@ impl PrivFixture {
     }
 }
 
-/// A token record like the ones the minter writes.
+/// A token record like the ones a mint writes.
 pub fn sample_record(target: Id, issuer: Id) -> TokenRecord {
     let created = ozmint::model::now();
     TokenRecord {
@@ -325,6 +397,20 @@ pub fn sample_record(target: Id, issuer: Id) -> TokenRecord {
         expires: created + 7 * 24 * 3600,
         state: TokenState::Active,
     }
+}
+
+/// Writes one token record with its two index keys: the transaction a mint
+/// commits, without the guard on the root keys' generation. This replaces the
+/// former lone `Store::insert_token` call, which no longer exists (records are
+/// written inside transactions, `Store::insert_token_in`).
+pub async fn insert_token(store: &Store, id: &Id, rec: &TokenRecord) {
+    store
+        .transact(|mut tx| async move {
+            Store::insert_token_in(&mut tx, id, rec)?;
+            Ok(tx.done(()))
+        })
+        .await
+        .expect("insert token");
 }
 
 /// Resident memory of this process in KiB (`VmRSS` of /proc/self/status).
