@@ -185,9 +185,13 @@ async fn index_admins(engine: &dyn Engine) -> Result<()> {
     use super::schema::{ADMINS, USERS};
     rewrite_in_chunks(engine, &USERS.prefix(), |k, v| {
         let user = USERS.decode(v)?;
-        Ok(super::entities::is_admin(&user)
-            .then(|| Ok::<_, Error>(Write::Put(ADMINS.key(&USERS.decode_key(k)?), Vec::new())))
-            .transpose()?)
+        if !super::entities::is_admin(&user) {
+            return Ok(None);
+        }
+        Ok(Some(Write::Put(
+            ADMINS.key(&USERS.decode_key(k)?),
+            Vec::new(),
+        )))
     })
     .await
 }
