@@ -1,11 +1,16 @@
 //! The sled 0.34 engine: the default, on disk.
 //!
 //! - One flat keyspace in sled's default tree.
-//! - Commits: guards are checked and the writes applied as one sled batch
-//!   under the engine's commit lock, so a commit is atomic against every
-//!   other commit and every reader. The lock is this engine's way of making
+//! - Commits: one writer thread applies them. It takes every commit waiting
+//!   for it (a group), checks each one's guards in order against the store
+//!   as the earlier commits of the group leave it, and applies the writes of
+//!   all that pass as one sled batch: each commit is atomic against every
+//!   other commit and every reader. One thread is this engine's way of making
 //!   "check guards, then write" one step (a replicated engine does the same
-//!   with a transaction); callers never depend on it for anything else.
+//!   with a transaction); callers never depend on it for anything else. The
+//!   async tasks that commit only wait (sled makes a batch wait while a flush
+//!   runs; that wait is the writer's, not the runtime's), and commits that
+//!   arrive during a flush go out together in the next batch.
 //! - Durability: [`Durability::Immediate`] commits wait for a flush; the
 //!   flushes of concurrent commits are shared (group commit): whoever finds no
 //!   flush running leads one, on tokio's blocking pool, for every commit
@@ -35,7 +40,7 @@ use tokio::sync::watch;
 
 use super::{
     prefix_end, scan_start, Commit, Durability, Engine, EngineError, EngineStats, Entry, Limits,
-    Page, Snapshot, Value, Write,
+    Page, Snapshot, Value,
 };
 
 /// The limits of the sled engine.
@@ -93,7 +98,20 @@ struct Inner {
     group: GroupCommit,
     /// Set while writes fail for lack of space.
     full: Mutex<Option<Full>>,
+    /// The writer thread's queue.
+    writer: std::sync::mpsc::Sender<Pending>,
 }
+
+/// A commit waiting for the writer thread, and where its outcome goes: the
+/// applied count to wait for durability at, or why it was not applied.
+struct Pending {
+    commit: Commit,
+    done: tokio::sync::oneshot::Sender<Result<u64, EngineError>>,
+}
+
+/// Most commits, and writes, the writer applies as one batch.
+const GROUP_COMMITS: usize = 256;
+const GROUP_WRITES: usize = 2048;
 
 struct Full {
     why: String,
@@ -122,13 +140,13 @@ impl SledEngine {
     /// Opens (or creates) the database in `dir`.
     pub fn open(dir: &Path, opts: &SledOptions) -> Result<Self, EngineError> {
         let db = Self::open_db(dir, opts)?;
-        Ok(Self::from_db(Some(dir.to_path_buf()), opts.clone(), db))
+        Self::from_db(Some(dir.to_path_buf()), opts.clone(), db)
     }
 
     /// A throw-away database in a temporary directory (removed on drop).
     pub fn temporary() -> Result<Self, EngineError> {
         let db = ::sled::Config::new().temporary(true).open().map_err(io)?;
-        Ok(Self::from_db(None, SledOptions::default(), db))
+        Self::from_db(None, SledOptions::default(), db)
     }
 
     fn open_db(dir: &Path, opts: &SledOptions) -> Result<::sled::Db, EngineError> {
@@ -151,19 +169,31 @@ impl SledEngine {
             })
     }
 
-    fn from_db(dir: Option<PathBuf>, opts: SledOptions, db: ::sled::Db) -> Self {
-        SledEngine {
-            inner: Arc::new(Inner {
-                dir,
-                opts,
-                db: RwLock::new(Some(Arc::new(db))),
-                commit_lock: Mutex::new(()),
-                seq: AtomicU64::new(0),
-                snapshots: Mutex::new(Vec::new()),
-                group: GroupCommit::default(),
-                full: Mutex::new(None),
-            }),
-        }
+    fn from_db(
+        dir: Option<PathBuf>,
+        opts: SledOptions,
+        db: ::sled::Db,
+    ) -> Result<Self, EngineError> {
+        let (writer, queue) = std::sync::mpsc::channel();
+        let inner = Arc::new(Inner {
+            dir,
+            opts,
+            db: RwLock::new(Some(Arc::new(db))),
+            commit_lock: Mutex::new(()),
+            seq: AtomicU64::new(0),
+            snapshots: Mutex::new(Vec::new()),
+            group: GroupCommit::default(),
+            full: Mutex::new(None),
+            writer,
+        });
+        // The thread holds the engine weakly: it ends when the last handle
+        // is dropped (the queue's sender goes with it).
+        let weak = Arc::downgrade(&inner);
+        std::thread::Builder::new()
+            .name("ozmint-sled-writer".into())
+            .spawn(move || write_groups(weak, queue))
+            .map_err(|e| EngineError::Io(format!("cannot start the writer thread: {e}")))?;
+        Ok(SledEngine { inner })
     }
 
     fn db(&self) -> Result<Arc<::sled::Db>, EngineError> {
@@ -366,29 +396,74 @@ impl SledEngine {
         res
     }
 
-    fn apply(&self, commit: &Commit) -> Result<(), EngineError> {
+    /// Applies a group of commits (see the module documentation): each
+    /// commit's outcome, `Ok` with the applied count to wait for durability at.
+    fn apply_group(&self, group: &[Pending]) -> Vec<Result<u64, EngineError>> {
         let _lock = self.inner.commit_lock.lock();
-        let db = self.db()?;
-        for g in &commit.guards {
-            let now = db.get(&g.key).map_err(io)?;
-            if now.as_deref() != g.expect.as_deref() {
-                return Err(EngineError::Conflict);
+        let db = match self.db() {
+            Ok(db) => db,
+            Err(e) => return vec![Err(e); group.len()],
+        };
+        // What the keys written so far in this group hold (`None`: deleted).
+        let mut overlay: std::collections::HashMap<&[u8], Option<&[u8]>> =
+            std::collections::HashMap::new();
+        let mut outcomes: Vec<Option<Result<u64, EngineError>>> = Vec::with_capacity(group.len());
+        for p in group {
+            let mut verdict = None;
+            for g in &p.commit.guards {
+                let now = match overlay.get(g.key.as_slice()) {
+                    Some(v) => v.map(<[u8]>::to_vec),
+                    None => match db.get(&g.key) {
+                        Ok(v) => v.map(|v| v.to_vec()),
+                        Err(e) => {
+                            verdict = Some(Err(io(e)));
+                            break;
+                        }
+                    },
+                };
+                if now.as_deref() != g.expect.as_deref() {
+                    verdict = Some(Err(EngineError::Conflict));
+                    break;
+                }
+            }
+            if verdict.is_none() {
+                for w in &p.commit.writes {
+                    overlay.insert(w.key(), w.value());
+                }
+            }
+            outcomes.push(verdict);
+        }
+        if !overlay.is_empty() {
+            let applied = self.apply_batch(&db, &overlay);
+            for o in outcomes.iter_mut().filter(|o| o.is_none()) {
+                *o = Some(applied.clone());
             }
         }
-        self.record_before_images(&db, &commit.writes)?;
+        outcomes
+            .into_iter()
+            .map(|o| o.unwrap_or(Err(EngineError::Conflict)))
+            .collect()
+    }
+
+    /// Writes a group's final values as one batch (before-images first).
+    fn apply_batch(
+        &self,
+        db: &::sled::Db,
+        values: &std::collections::HashMap<&[u8], Option<&[u8]>>,
+    ) -> Result<u64, EngineError> {
+        self.record_before_images(db, values.keys().copied())?;
         let mut batch = ::sled::Batch::default();
-        for w in &commit.writes {
-            match w {
-                Write::Put(k, v) => batch.insert(k.as_slice(), v.as_slice()),
-                Write::Delete(k) => batch.remove(k.as_slice()),
+        for (k, v) in values {
+            match v {
+                Some(v) => batch.insert(*k, *v),
+                None => batch.remove(*k),
             }
         }
         self.inner.seq.fetch_add(1, Ordering::SeqCst);
         let applied = db.apply_batch(batch).map_err(io);
         self.inner.seq.fetch_add(1, Ordering::SeqCst);
         applied?;
-        self.inner.group.applied.fetch_add(1, Ordering::AcqRel);
-        Ok(())
+        Ok(self.inner.group.applied.fetch_add(1, Ordering::AcqRel) + 1)
     }
 
     /// Runs a multi-key read so that it sees every commit whole: retried
@@ -410,7 +485,11 @@ impl SledEngine {
     }
 
     /// Gives every open snapshot the old value of each key about to be written.
-    fn record_before_images(&self, db: &::sled::Db, writes: &[Write]) -> Result<(), EngineError> {
+    fn record_before_images<'k>(
+        &self,
+        db: &::sled::Db,
+        keys: impl Iterator<Item = &'k [u8]>,
+    ) -> Result<(), EngineError> {
         let mut snaps = self.inner.snapshots.lock();
         snaps.retain(|s| s.strong_count() > 0);
         let live: Vec<Arc<SnapState>> = snaps.iter().filter_map(Weak::upgrade).collect();
@@ -418,16 +497,44 @@ impl SledEngine {
         if live.is_empty() {
             return Ok(());
         }
-        for w in writes {
-            let old = db.get(w.key()).map_err(io)?.map(|v| v.to_vec());
+        for key in keys {
+            let old = db.get(key).map_err(io)?.map(|v| v.to_vec());
             for s in &live {
                 s.before
                     .lock()
-                    .entry(w.key().to_vec())
+                    .entry(key.to_vec())
                     .or_insert_with(|| old.clone());
             }
         }
         Ok(())
+    }
+}
+
+/// The writer thread: applies the commits queued for it, a group at a time,
+/// until the engine is gone.
+fn write_groups(inner: Weak<Inner>, queue: std::sync::mpsc::Receiver<Pending>) {
+    while let Ok(first) = queue.recv() {
+        let mut writes = first.commit.writes.len();
+        let mut group = vec![first];
+        while group.len() < GROUP_COMMITS && writes < GROUP_WRITES {
+            match queue.try_recv() {
+                Ok(p) => {
+                    writes += p.commit.writes.len();
+                    group.push(p);
+                }
+                Err(_) => break,
+            }
+        }
+        let outcomes = match inner.upgrade() {
+            Some(inner) => SledEngine { inner }.apply_group(&group),
+            None => {
+                vec![Err(EngineError::Unavailable("the engine was closed".into())); group.len()]
+            }
+        };
+        for (p, outcome) in group.into_iter().zip(outcomes) {
+            // A commit whose caller went away is applied all the same.
+            let _ = p.done.send(outcome);
+        }
     }
 }
 
@@ -515,18 +622,29 @@ impl Engine for SledEngine {
 
     async fn commit(&self, commit: Commit) -> Result<(), EngineError> {
         commit.check(&LIMITS)?;
-        if !commit.writes.is_empty() {
+        let durability = commit.durability;
+        let applied = if commit.writes.is_empty() {
+            self.inner.group.applied.load(Ordering::Acquire)
+        } else {
             self.check_full().await?;
-            if let Err(e) = self.apply(&commit) {
-                self.mark_full(&e);
-                return Err(e);
+            let (done, outcome) = tokio::sync::oneshot::channel();
+            self.inner
+                .writer
+                .send(Pending { commit, done })
+                .map_err(|_| EngineError::Unavailable("the writer thread stopped".into()))?;
+            let applied = outcome
+                .await
+                .map_err(|_| EngineError::Io("the writer thread stopped".into()))?;
+            match applied {
+                Ok(a) => a,
+                Err(e) => {
+                    self.mark_full(&e);
+                    return Err(e);
+                }
             }
-        }
-        match commit.durability {
-            Durability::Immediate => {
-                let applied = self.inner.group.applied.load(Ordering::Acquire);
-                self.wait_durable(applied).await
-            }
+        };
+        match durability {
+            Durability::Immediate => self.wait_durable(applied).await,
             Durability::Eventual => Ok(()),
         }
     }
