@@ -461,7 +461,71 @@ mod tests {
         assert!(parse(&URL_SAFE_NO_PAD.encode(within)).is_err());
     }
 
+    #[test]
+    fn confine_continues_the_chain() {
+        let t = sample();
+        let raw = parse(&t).unwrap();
+        let confined = confine(&raw, &["time < 99", "ip = 10.0.0.0/8"]).unwrap();
+        let stepwise = attenuate(&attenuate(&t, "time < 99").unwrap(), "ip = 10.0.0.0/8").unwrap();
+        assert_eq!(encode(&confined), stepwise);
+        assert!(signature_matches(&confined, &SECRET));
+        assert_eq!(confine(&raw, &[] as &[&str]).unwrap(), raw);
+        let many = vec!["time < 1"; MAX_CAVEATS - 1];
+        assert_eq!(confine(&raw, &many), Err(TokenError::TooLong));
+        assert!(confine(&raw, &many[..MAX_CAVEATS - 2]).is_ok());
+        let long = "x".repeat(MAX_TOKEN_LEN);
+        assert_eq!(confine(&raw, &[long.as_str()]), Err(TokenError::TooLong));
+    }
+
+    #[test]
+    fn secrets_of_any_length_sign() {
+        let short = mint("onezone", b"verySecretSecret1", IDENT, &[]).unwrap();
+        let raw = parse(&short).unwrap();
+        assert!(signature_matches(&raw, b"verySecretSecret1"));
+        assert!(!signature_matches(&raw, b"verySecretSecret2"));
+        assert!(!signature_matches(&raw, b""));
+        // HMAC keys shorter than a block are zero-padded: a trailing NUL
+        // makes a different secret for libmacaroons, and here.
+        assert!(!signature_matches(&raw, b"verySecretSecret1\0"));
+    }
+
+    #[test]
+    fn a_cap_sized_token_of_tiny_packets_does_not_overflow_the_stack() {
+        // The most packets a token within the cap can hold, parsed on a
+        // thread with the test harness' default stack size.
+        let packets = MAX_TOKEN_LEN * 3 / 4 / 6;
+        let b64 = URL_SAFE_NO_PAD.encode("0005a\n".repeat(packets));
+        assert!(b64.len() <= MAX_TOKEN_LEN);
+        let parsed = std::thread::Builder::new()
+            .stack_size(2 << 20)
+            .spawn(move || parse(&b64).is_ok())
+            .unwrap()
+            .join()
+            .expect("no stack overflow");
+        assert!(!parsed);
+    }
+
     proptest! {
+        /// Secrets of any length derive the key libmacaroons derives (the
+        /// crate's `MacaroonKey::generate`).
+        #[test]
+        fn variable_length_secrets_match_the_crate(
+            secret in proptest::collection::vec(any::<u8>(), 0..100),
+            caveats in proptest::collection::vec("[ -~]{1,30}", 0..4),
+        ) {
+            let ours = mint("onezone", &secret, IDENT, &caveats).unwrap();
+            let mut m = Macaroon::create(
+                Some("onezone".into()),
+                &MacaroonKey::generate(&secret),
+                ByteString(IDENT.to_vec()),
+            ).unwrap();
+            for c in &caveats {
+                m.add_first_party_caveat(ByteString(c.as_bytes().to_vec()));
+            }
+            let theirs = m.serialize(macaroon::Format::V1).unwrap();
+            prop_assert_eq!(ours, escape(theirs.trim_end_matches('=')));
+        }
+
         /// Minted tokens are byte for byte what the macaroon crate's own V1
         /// serializer writes (base64url unpadded, escaped).
         #[test]
