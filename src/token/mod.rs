@@ -3,6 +3,8 @@
 //! - [`wire`]: the Onezone wire format (the only user of the `macaroon` crate).
 //! - [`caveat`]: the caveat language (Onedata's, and the legacy `tokenType`).
 //! - [`keys`]: root keys behind the [`keys::KeySource`] trait, and secret derivation.
+//! - [`v2`]: Onedata 20.02+ tokens: identifiers, minting, confinement,
+//!   examination, verification against a request context.
 //! - this module: the legacy (18.02-era) tokens of the seed endpoints: how
 //!   one is minted from a record, and how one is checked against its record.
 //!
@@ -13,6 +15,7 @@
 
 pub mod caveat;
 pub mod keys;
+pub mod v2;
 pub mod wire;
 
 use std::fmt;
