@@ -7,6 +7,7 @@
 //! - [`engine`]: the storage seam (guarded commits, pages, snapshots) and
 //!   its engines: memory, sled (the default), etcd (feature `etcd`).
 //! - [`token`]: token formats, caveats and verification; no storage inside.
+//!   [`geo`]: GeoIP databases for the `asn` and `geo.*` caveats.
 //! - [`store`]: users, groups, spaces, providers, relations, token records
 //!   and root keys on any engine; invariants kept by guarded transactions.
 //! - [`ops`]: every Onezone operation as one async function (authorize,
@@ -19,6 +20,7 @@
 pub mod codec;
 pub mod engine;
 pub mod error;
+pub mod geo;
 pub mod model;
 pub mod ops;
 pub mod store;

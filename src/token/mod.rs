@@ -1,17 +1,21 @@
 //! The token core: formats, caveats and verification, with no storage inside.
 //!
 //! - [`wire`]: the Onezone wire format (the only user of the `macaroon` crate).
-//! - [`caveat`]: the caveats the verifier understands.
+//! - [`caveat`]: the caveat language (Onedata's, and the legacy `tokenType`).
 //! - [`keys`]: root keys behind the [`keys::KeySource`] trait, and secret derivation.
+//! - [`v2`]: Onedata 20.02+ tokens: identifiers, minting, confinement,
+//!   examination, verification against a request context.
 //! - this module: the legacy (18.02-era) tokens of the seed endpoints: how
 //!   one is minted from a record, and how one is checked against its record.
 //!
-//! Verification order: parse (length-capped) -> identifier -> record (the
-//! caller's) -> root key (not retired) -> signature chain (constant time) ->
-//! every caveat understood and satisfied -> record state and expiry.
+//! Verification order of legacy tokens: parse (length-capped) -> identifier
+//! -> record (the caller's) -> root key (not retired) -> signature chain
+//! (constant time) -> every caveat understood (`tokenType`, `time` only) and
+//! satisfied -> record state and expiry.
 
 pub mod caveat;
 pub mod keys;
+pub mod v2;
 pub mod wire;
 
 use std::fmt;
@@ -162,7 +166,9 @@ pub fn check_legacy(
         match c {
             Caveat::TokenType(k) if k != record.kind => return Err(TokenError::WrongType),
             Caveat::TimeBefore(t) if now >= t => return Err(TokenError::Expired),
-            _ => caveats.push(c),
+            Caveat::TokenType(_) | Caveat::TimeBefore(_) => caveats.push(c),
+            // Legacy tokens know no other caveat.
+            _ => return Err(TokenError::UnknownCaveat),
         }
     }
     state_ok(record, now)?;

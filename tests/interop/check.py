@@ -16,6 +16,11 @@ virtual environment for it). Two modes:
       Appends the first-party CAVEAT to TOKEN (escaped or plain) with
       pymacaroons and prints the result as pymacaroons serializes it: plain
       base64url without padding.
+
+  check.py verify TOKEN SECRET_HEX
+      Verifies TOKEN's signature chain with pymacaroons and the secret (any
+      length, as Onedata's 20.02+ tokens have), accepting every caveat, and
+      prints one JSON line: location, identifier, caveats, and "valid".
 """
 
 import base64
@@ -192,11 +197,30 @@ def attenuate_mode(token, caveat):
     return 0
 
 
+def verify_mode(token, secret_hex):
+    m = deserialize(token)
+    v = Verifier()
+    v.satisfy_general(lambda predicate: True)
+    try:
+        valid = v.verify(m, bytes.fromhex(secret_hex)) is True
+    except MacaroonException:
+        valid = False
+    print(json.dumps({
+        "location": m.location,
+        "identifier": m.identifier,
+        "caveats": [c.caveat_id for c in m.caveats],
+        "valid": valid,
+    }))
+    return 0
+
+
 def main(argv):
     if len(argv) == 3 and argv[1] == "vectors":
         return vectors_mode(argv[2])
     if len(argv) == 4 and argv[1] == "attenuate":
         return attenuate_mode(argv[2], argv[3])
+    if len(argv) == 4 and argv[1] == "verify":
+        return verify_mode(argv[2], argv[3])
     print(__doc__, file=sys.stderr)
     return 2
 

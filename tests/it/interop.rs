@@ -20,6 +20,11 @@ use std::time::{Duration, Instant};
 
 use ozmint::config::Config;
 use ozmint::model::TokenKind;
+use ozmint::token::caveat::{Interface, IpMask};
+use ozmint::token::v2::{
+    self, Context, Identifier, InviteType, Persistence, Token, TokenSubject, TokenType,
+    Unsatisfied, V2Identifier,
+};
 use ozmint::token::{wire, Caveat, TokenError};
 use ozmint::DurabilityMode;
 use testkit::onedata;
@@ -32,11 +37,11 @@ const VENV_TIMEOUT: Duration = Duration::from_secs(120);
 /// The first `pip install` (downloads from PyPI).
 const PIP_TIMEOUT: Duration = Duration::from_secs(300);
 /// Every other subprocess.
-const RUN_TIMEOUT: Duration = Duration::from_secs(60);
+pub(crate) const RUN_TIMEOUT: Duration = Duration::from_secs(60);
 /// Every HTTP request.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 
-fn manifest_dir() -> &'static Path {
+pub(crate) fn manifest_dir() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))
 }
 
@@ -48,14 +53,14 @@ fn check_py() -> PathBuf {
 // Subprocesses with a time limit.
 // ---------------------------------------------------------------------------
 
-struct Output {
-    status: ExitStatus,
-    stdout: String,
-    stderr: String,
+pub(crate) struct Output {
+    pub(crate) status: ExitStatus,
+    pub(crate) stdout: String,
+    pub(crate) stderr: String,
 }
 
 impl Output {
-    fn describe(&self) -> String {
+    pub(crate) fn describe(&self) -> String {
         format!(
             "{}\n--- stdout\n{}\n--- stderr\n{}",
             self.status, self.stdout, self.stderr
@@ -72,7 +77,7 @@ fn drain(mut pipe: impl Read + Send + 'static) -> std::thread::JoinHandle<String
 }
 
 /// Runs `cmd` to completion, killing it after `timeout`.
-fn run(cmd: &mut Command, timeout: Duration) -> Result<Output, String> {
+pub(crate) fn run(cmd: &mut Command, timeout: Duration) -> Result<Output, String> {
     let what = format!("{cmd:?}");
     let mut child = cmd
         .stdin(Stdio::null())
@@ -108,7 +113,7 @@ fn run(cmd: &mut Command, timeout: Duration) -> Result<Output, String> {
 }
 
 /// Runs `cmd` and requires it to succeed.
-fn run_ok(cmd: &mut Command, timeout: Duration) -> Result<Output, String> {
+pub(crate) fn run_ok(cmd: &mut Command, timeout: Duration) -> Result<Output, String> {
     let what = format!("{cmd:?}");
     let out = run(cmd, timeout)?;
     if out.status.success() {
@@ -122,34 +127,49 @@ fn run_ok(cmd: &mut Command, timeout: Duration) -> Result<Output, String> {
 // The virtual environment with pymacaroons.
 // ---------------------------------------------------------------------------
 
-/// The venv's python and the installed pymacaroons version.
+/// The venv's python and the installed version of its main package.
 #[derive(Clone)]
-struct Python {
-    exe: PathBuf,
-    version: String,
+pub(crate) struct Python {
+    pub(crate) exe: PathBuf,
+    pub(crate) version: String,
 }
 
-/// Creates (once) or reuses `target/interop-venv` with pymacaroons installed.
-fn setup_venv() -> Result<Python, String> {
-    let dir = manifest_dir().join("target/interop-venv");
+/// A virtual environment under `target/` with some PyPI packages.
+pub(crate) struct Venv {
+    /// Its directory, relative to the manifest directory.
+    pub(crate) dir: &'static str,
+    /// `pip install` arguments (pinned versions).
+    pub(crate) packages: &'static [&'static str],
+    /// Python code that imports the packages and prints the main one's version.
+    pub(crate) probe: &'static str,
+    /// What the tests that need it check (for the skip message).
+    pub(crate) what: &'static str,
+}
+
+/// The venv of pymacaroons.
+const PYMACAROONS_VENV: Venv = Venv {
+    dir: "target/interop-venv",
+    packages: &[PYMACAROONS],
+    probe: "import importlib.metadata as m, pymacaroons; print(m.version('pymacaroons'))",
+    what: "pymacaroons interop test",
+};
+
+/// Creates (once) or reuses the venv with its packages installed.
+fn setup_venv(venv: &Venv) -> Result<Python, String> {
+    let dir = manifest_dir().join(venv.dir);
     let exe = dir.join("bin/python");
     let marker = dir.join(".ozmint-interop");
+    let wanted = venv.packages.join(" ");
     let version_of = |exe: &Path| -> Result<String, String> {
-        let out = run_ok(
-            Command::new(exe).args([
-                "-c",
-                "import importlib.metadata as m, pymacaroons; print(m.version('pymacaroons'))",
-            ]),
-            RUN_TIMEOUT,
-        )?;
+        let out = run_ok(Command::new(exe).args(["-c", venv.probe]), RUN_TIMEOUT)?;
         Ok(out.stdout.trim().to_owned())
     };
-    if std::fs::read_to_string(&marker).ok().as_deref() == Some(PYMACAROONS) {
+    if std::fs::read_to_string(&marker).ok().as_deref() == Some(wanted.as_str()) {
         if let Ok(version) = version_of(&exe) {
             return Ok(Python { exe, version });
         }
     }
-    eprintln!("interop: creating {} with {PYMACAROONS}", dir.display());
+    eprintln!("interop: creating {} with {wanted}", dir.display());
     if dir.exists() {
         std::fs::remove_dir_all(&dir)
             .map_err(|e| format!("cannot remove the stale {}: {e}", dir.display()))?;
@@ -159,34 +179,35 @@ fn setup_venv() -> Result<Python, String> {
         VENV_TIMEOUT,
     )?;
     run_ok(
-        Command::new(&exe).args([
-            "-m",
-            "pip",
-            "install",
-            "--quiet",
-            "--timeout",
-            "30",
-            PYMACAROONS,
-        ]),
+        Command::new(&exe)
+            .args(["-m", "pip", "install", "--quiet", "--timeout", "30"])
+            .args(venv.packages),
         PIP_TIMEOUT,
     )?;
     let version = version_of(&exe)?;
-    std::fs::write(&marker, PYMACAROONS)
+    std::fs::write(&marker, &wanted)
         .map_err(|e| format!("cannot write {}: {e}", marker.display()))?;
     Ok(Python { exe, version })
 }
 
-/// The venv's python, or `None` (after a loud message) when it cannot be set
-/// up outside CI. Set up once per test binary, whichever test asks first.
-fn python() -> Option<Python> {
-    static VENV: OnceLock<Result<Python, String>> = OnceLock::new();
-    match VENV.get_or_init(setup_venv) {
+/// The venv's python, or `None` (after a loud message) when it cannot be
+/// set up outside CI. Set up once per test binary (`cell`), whichever test
+/// asks first.
+pub(crate) fn venv_python(
+    venv: &Venv,
+    cell: &'static OnceLock<Result<Python, String>>,
+) -> Option<Python> {
+    match cell.get_or_init(|| setup_venv(venv)) {
         Ok(py) => {
-            eprintln!("interop: pymacaroons {} ({})", py.version, py.exe.display());
+            let name = venv.packages[0].split("==").next().unwrap_or_default();
+            eprintln!("interop: {name} {} ({})", py.version, py.exe.display());
             Some(py.clone())
         }
         Err(why) if std::env::var_os("CI").is_some() => {
-            panic!("the pymacaroons interop test needs python3 with venv and pip (and PyPI for the first run): {why}")
+            panic!(
+                "the {} needs python3 with venv and pip (and PyPI for the first run): {why}",
+                venv.what
+            )
         }
         Err(why) => {
             // Straight to stderr, not through the test harness' capture, so
@@ -195,14 +216,21 @@ fn python() -> Option<Python> {
                 std::io::stderr(),
                 "\n\
                  !!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!\n\
-                 !! SKIPPED: pymacaroons interop test (python3/venv/pip unavailable)\n\
+                 !! SKIPPED: {} (python3/venv/pip unavailable)\n\
                  !! {why}\n\
                  !! Set CI=1 to make this a failure.\n\
-                 !!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!\n"
+                 !!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!\n",
+                venv.what
             );
             None
         }
     }
+}
+
+/// The venv with pymacaroons.
+fn python() -> Option<Python> {
+    static VENV: OnceLock<Result<Python, String>> = OnceLock::new();
+    venv_python(&PYMACAROONS_VENV, &VENV)
 }
 
 /// `check.py attenuate TOKEN CAVEAT`: the token as pymacaroons prints it.
@@ -410,4 +438,124 @@ async fn the_server_honours_caveats_added_by_pymacaroons() {
         .await
         .expect("the server stops in time")
         .expect("the server stops cleanly");
+}
+
+// ---------------------------------------------------------------------------
+// Onedata 20.02+ tokens and pymacaroons.
+// ---------------------------------------------------------------------------
+
+/// `check.py verify TOKEN SECRET_HEX`: what pymacaroons reads and whether
+/// the chain verifies.
+fn py_verify(py: &Python, token: &str, secret: &[u8]) -> serde_json::Value {
+    let hex: String = secret.iter().map(|b| format!("{b:02x}")).collect();
+    let out = run_ok(
+        Command::new(&py.exe)
+            .arg(check_py())
+            .arg("verify")
+            .arg(token)
+            .arg(hex),
+        RUN_TIMEOUT,
+    )
+    .unwrap_or_else(|e| panic!("pymacaroons could not read the token: {e}"));
+    serde_json::from_str(out.stdout.trim())
+        .unwrap_or_else(|e| panic!("check.py verify printed {:?}: {e}", out.stdout))
+}
+
+#[test]
+fn pymacaroons_attenuates_v2_tokens_that_ozmint_verifies() {
+    let Some(py) = python() else { return };
+    // A secret as Onezone makes them: the hex text of random bytes (64 bytes).
+    let secret = b"3f2a9c0d5e6b7a8190aabbccddeeff00112233445566778899aabbccddeeff01";
+    let now = unix_now();
+    for (identifier, base) in [
+        (
+            V2Identifier::new(
+                Persistence::Temporary { generation: 4 },
+                TokenSubject::user("u-1234").unwrap(),
+                TokenType::ACCESS,
+                "0a1b2c3d4e5f",
+            )
+            .unwrap(),
+            vec![Caveat::TimeBefore(now + 3600)],
+        ),
+        (
+            V2Identifier::new(
+                Persistence::Named,
+                TokenSubject::provider("p-77").unwrap(),
+                TokenType::invite(InviteType::SupportSpace, "space-1").unwrap(),
+                "ffeeddccbbaa",
+            )
+            .unwrap(),
+            vec![],
+        ),
+    ] {
+        let identifier = Identifier::V2(identifier);
+        let token = v2::mint("zone.example.org", &identifier, secret, &base).unwrap();
+
+        // pymacaroons reads it as ozmint wrote it, and its chain verifies.
+        let seen = py_verify(&py, &token, secret);
+        assert_eq!(seen["location"], "zone.example.org");
+        assert_eq!(seen["identifier"], identifier.to_string());
+        assert_eq!(seen["valid"], true, "{seen}");
+        assert_eq!(py_verify(&py, &token, b"another secret")["valid"], false);
+
+        // pymacaroons adds a caveat; ozmint verifies the result, in the plain
+        // form pymacaroons prints and in Onedata's escaped form.
+        let caveat = Caveat::Ip(vec![IpMask::new("10.0.0.0".parse().unwrap(), 8).unwrap()]);
+        let plain = py_attenuate(&py, &token, &caveat.to_text());
+        let escaped = onedata::escape(&plain);
+        assert_eq!(
+            escaped,
+            v2::confine(&token, std::slice::from_ref(&caveat)).unwrap()
+        );
+        let ctx = Context::new(now)
+            .peer_ip("10.20.30.40".parse().unwrap())
+            .interface(Interface::Rest);
+        for form in [&plain, &escaped] {
+            let t = Token::parse(form).unwrap();
+            assert_eq!(t.identifier(), &identifier);
+            let v = t.verify(secret, &ctx).expect("verifies");
+            assert_eq!(v.subject.as_ref(), identifier.subject());
+            assert_eq!(v.caveats.last(), Some(&caveat));
+            // ...and holds it to the caveat python added.
+            let elsewhere = ctx.clone().peer_ip("192.168.1.1".parse().unwrap());
+            match t.verify(secret, &elsewhere) {
+                Err(v2::Error::CaveatUnverified(f)) => {
+                    assert_eq!(f.caveat, caveat);
+                    assert!(matches!(f.reason, Unsatisfied::IpNotAllowed(_)));
+                }
+                other => panic!("verified from the wrong network: {other:?}"),
+            }
+        }
+
+        // A caveat python adds that ozmint does not understand: refused.
+        let odd = py_attenuate(&py, &token, "colour = blue");
+        assert_eq!(
+            Token::parse(&odd).unwrap().verify(secret, &ctx),
+            Err(v2::Error::CaveatUnknown("colour = blue".into()))
+        );
+
+        // Tampering: loosen python's caveat (or drop it) without re-signing.
+        let attenuated = Token::parse(&plain).unwrap();
+        let mut loosened = attenuated.raw().clone();
+        *loosened.caveats.last_mut().unwrap() = b"ip = 0.0.0.0/0".to_vec();
+        let mut dropped = attenuated.raw().clone();
+        dropped.caveats.pop();
+        let mut renamed = attenuated.raw().clone();
+        renamed.identifier = identifier
+            .to_string()
+            .replace("0a1b", "0a1c")
+            .replace("ffee", "ffef")
+            .into_bytes();
+        for (what, raw) in [
+            ("loosened", loosened),
+            ("dropped", dropped),
+            ("renamed", renamed),
+        ] {
+            let forged = wire::encode(&raw);
+            let t = Token::parse(&forged).unwrap();
+            assert_eq!(t.verify(secret, &ctx), Err(v2::Error::Invalid), "{what}");
+            assert_eq!(py_verify(&py, &forged, secret)["valid"], false, "{what}");
+        }
+    }
 }

@@ -12,6 +12,7 @@
 //! - [`hostile`]: malformed and hostile requests.
 //! - [`races`]: concurrent requests against one server.
 //! - [`interop`]: tokens checked by a real macaroon library (pymacaroons).
+//! - [`geo`]: GeoIP caveats on real MaxMind databases (written by mmdb-writer).
 //! - [`cli`], [`admin_cli`]: the binary's commands.
 //! - [`ops`]: the binary as operators run it (config, logs, metrics, signals).
 //! - [`secrets`]: no secret in logs, errors or debug output.
@@ -32,6 +33,7 @@ mod etcd;
 mod etcd_frontends;
 mod full;
 mod fuzz_regressions;
+mod geo;
 mod hostile;
 mod instances;
 mod interop;
