@@ -1482,4 +1482,107 @@ mod on_etcd {
         })
         .await;
     }
+
+    /// Six ports from `base` (the script's client ports base..base+2 and peer
+    /// ports base+100..base+102) that nobody listens on now.
+    fn free_base() -> u16 {
+        let bindable = |p: u16| std::net::TcpListener::bind(("127.0.0.1", p)).is_ok();
+        (0..200)
+            .map(|_| 20_000 + rand::random::<u16>() % 9_000)
+            .find(|&b| [0, 1, 2, 100, 101, 102].iter().all(|&o| bindable(b + o)))
+            .expect("six free ports")
+    }
+
+    /// README's "Several front ends over etcd" walkthrough, run by bash as
+    /// written, with its ports and directories moved into the test's own
+    /// (and the test binary for `target/release/ozmint`): the script starts
+    /// a cluster, two front ends share it, the printed status lines are what
+    /// the README shows, and everything is stopped.
+    #[test]
+    fn readme_walkthrough_runs() {
+        if shared().is_none() {
+            testkit::etcd::skip_loudly();
+            return;
+        }
+        let readme = include_str!("../../README.md");
+        let section = readme
+            .split_once("**Step by step**")
+            .expect("README has the walkthrough")
+            .1;
+        let block = section
+            .split_once("```sh\n")
+            .and_then(|(_, rest)| rest.split_once("```"))
+            .expect("the walkthrough's code block")
+            .0;
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let base = free_base();
+        let (p1, p2) = {
+            let a = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            let b = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            (
+                a.local_addr().unwrap().port(),
+                b.local_addr().unwrap().port(),
+            )
+        };
+        let etcd_dir = tmp.path().join("etcd");
+        let bin = testkit::spawned::bin();
+        let mut expected = Vec::new();
+        let mut script = String::new();
+        for line in block.lines() {
+            if line.starts_with("cargo build") {
+                continue; // the test binary is already built
+            }
+            if line.len() == 3 && line.bytes().all(|b| b.is_ascii_digit()) {
+                expected.push(line.to_owned()); // an output line
+                continue;
+            }
+            let line = line
+                .replace("target/release/ozmint", &bin.display().to_string())
+                .replace("/tmp/ozmint-etcd", &etcd_dir.display().to_string())
+                .replace("/tmp/fe", &tmp.path().join("fe").display().to_string())
+                .replace("8443", &p1.to_string())
+                .replace("8444", &p2.to_string())
+                .replace("2379", &base.to_string())
+                .replace("2380", &(base + 1).to_string())
+                .replace("2381", &(base + 2).to_string());
+            let line = match line.strip_prefix("scripts/etcd-cluster.sh start ") {
+                Some(dir) => format!("scripts/etcd-cluster.sh start {dir} {base}"),
+                None => line,
+            };
+            script.push_str(&line);
+            script.push('\n');
+        }
+        // Whatever happens, stop the front ends and the cluster.
+        let cleanup = format!(
+            "cleanup() {{ kill $(jobs -p) 2>/dev/null || true; wait || true; scripts/etcd-cluster.sh stop {} >/dev/null 2>&1; }}\n\
+             trap cleanup EXIT\ntrap 'exit 1' TERM INT\nset -euo pipefail\n",
+            etcd_dir.display()
+        );
+        let out = std::process::Command::new("timeout")
+            .args(["120", "bash", "-c", &format!("{cleanup}{script}")])
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .env_remove("OZMINT_STORE__URL")
+            .output()
+            .expect("bash");
+        let stdout = text(&out.stdout);
+        assert!(
+            out.status.success(),
+            "the walkthrough failed ({}):\n{script}\nstdout:\n{stdout}\nstderr:\n{}",
+            out.status,
+            text(&out.stderr)
+        );
+        let printed: Vec<&str> = stdout
+            .lines()
+            .filter(|l| l.len() == 3 && l.bytes().all(|b| b.is_ascii_digit()))
+            .collect();
+        assert_eq!(printed, expected, "stdout:\n{stdout}");
+        assert!(
+            !std::path::Path::new(&etcd_dir).join("m0.pid").exists()
+                || std::fs::read_to_string(etcd_dir.join("m0.pid"))
+                    .ok()
+                    .and_then(|p| p.trim().parse::<u32>().ok())
+                    .is_none_or(|pid| !std::path::Path::new(&format!("/proc/{pid}")).exists()),
+            "the walkthrough left etcd running"
+        );
+    }
 }
