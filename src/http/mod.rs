@@ -32,6 +32,7 @@ use crate::model::Id;
 use crate::ops::{Credentials, Zone};
 use error::ApiError;
 
+pub use api::OPENAPI;
 pub use server::{ConnInfo, Limits};
 
 /// Shared state of the request handlers.
@@ -66,16 +67,16 @@ pub async fn handle(app: Arc<App>, req: Request<Incoming>, conn: ConnInfo) -> Re
     let body = read_body(body, app.max_body).await;
     let req = Request::from_parts(parts, ());
     let result = match req.uri().path() {
-        "/healthz" => {
-            template = "/healthz";
+        routes::HEALTHZ => {
+            template = routes::HEALTHZ;
             Ok(json(StatusCode::OK, &serde_json::json!({ "status": "ok" })))
         }
-        "/readyz" => {
-            template = "/readyz";
+        routes::READYZ => {
+            template = routes::READYZ;
             Ok(readiness(&app).await)
         }
-        "/metrics" => {
-            template = "/metrics";
+        routes::METRICS => {
+            template = routes::METRICS;
             Ok(metrics(&app))
         }
         path => match routes::endpoint(path) {
