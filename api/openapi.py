@@ -59,6 +59,9 @@ ERROR_CODES = [
     "store_unavailable", "insufficient_storage", "internal_error", "timeout",
 ]
 PAGE_MAX = 1000
+# Control characters (Unicode Cc), which no name may hold.
+CONTROL = r"\u0000-\u001f\u007f-\u009f"
+NAME_CHAR = f"[^{CONTROL}]"
 
 
 def ref(kind, name):
@@ -99,8 +102,10 @@ SCHEMAS = {
         description="Every error answer: a JSON object with a code and a description.",
     ),
     "Id": {
-        "type": "string", "pattern": "^[A-Za-z0-9_-]{43}$", "minLength": 43, "maxLength": 43,
-        "description": "An entity id: 32 bytes in unpadded base64url (canonical form).",
+        "type": "string", "pattern": "^[A-Za-z0-9_-]{42}[AEIMQUYcgkosw048]$",
+        "minLength": 43, "maxLength": 43,
+        "description": "An entity id: 32 bytes in unpadded base64url, canonical (the last "
+                       "character carries 4 bits, so its 2 low bits are zero).",
         "example": DEMO_SPACE,
     },
     "Token": {
@@ -161,14 +166,18 @@ SCHEMAS = {
         "privileges": {"type": "array", "items": {"type": "string", "enum": ZONE_PRIVILEGES}},
     }, required=["privileges"]),
     "Name": {"type": "string", "minLength": 1, "maxLength": 256,
-             "description": "A name: 1 to 256 bytes, not only white space."},
+             "pattern": f"^{NAME_CHAR}*[^\\s{CONTROL}]{NAME_CHAR}*$",
+             "description": "A name: 1 to 256 bytes (UTF-8), no control characters, "
+                            "not only white space."},
     "NameRequest": obj({"name": schema("Name")}),
     "GroupCreateRequest": obj({"name": schema("Name"), "type": schema("GroupType")},
                               required=["name"]),
     "GroupUpdateRequest": obj({"name": schema("Name"), "type": schema("GroupType")},
                               required=[], minProperties=1),
     "UserCreateRequest": obj({
-        "username": {"type": "string", "minLength": 1, "maxLength": 64},
+        "username": {"type": "string", "minLength": 1, "maxLength": 64,
+                     "pattern": f"^[^\\s:{CONTROL}]+$",
+                     "description": "1 to 64 bytes (UTF-8), no white space, ':' or control characters."},
         "password": {"type": "string", "minLength": 1, "maxLength": 1024},
     }),
     "PasswordChangeRequest": obj({
@@ -314,7 +323,9 @@ def path_params(path):
     for seg in path.strip("/").split("/"):
         if seg.startswith("{"):
             name = seg[1:-1]
-            s = {"type": "string", "minLength": 1}
+            s = schema("Id")
+            if name == "tid":
+                s = {"type": "string", "minLength": 1}
             if name == "kid":
                 s = {"type": "string", "pattern": "^[0-9]{1,10}$"}
             p = {"name": name, "in": "path", "required": True,
@@ -598,6 +609,47 @@ op("get", "/spaces/{id}/effective_groups", "List a space's effective groups", ok
 op("post", "/backup", "Back up the store (ozmint)",
    ok("Backup", "A consistent copy of the store was written on the server.", "201"), [],
    "Needs the zone privilege `oz_backup`.", tag="service")
+
+# Links, for schemathesis' stateful phase (and readers): the ids a list
+# answers feed the operations on one of them.
+LINKS = [
+    # (list path, list key, prefix of the target paths, {param: source})
+    ("/groups", "groups", "/groups/{id}", {"id": "$response.body#/groups/0"}),
+    ("/spaces", "spaces", "/spaces/{id}", {"id": "$response.body#/spaces/0"}),
+    ("/users", "users", "/users/{id}", {"id": "$response.body#/users/0"}),
+    ("/user/effective_groups", "groups", "/user/effective_groups/{gid}",
+     {"gid": "$response.body#/groups/0"}),
+    ("/user/effective_spaces", "spaces", "/user/effective_spaces/{sid}",
+     {"sid": "$response.body#/spaces/0"}),
+    ("/keys", "keys", "/keys/{kid}", {"kid": "$response.body#/keys/0/id"}),
+]
+for c, m, p, *_ in MEMBERS:
+    LINKS.append((f"/{c}/{{id}}/{m}", m, f"/{c}/{{id}}/{m}/{{{p}}}",
+                  {"id": "$request.path.id", p: f"$response.body#/{m}/0"}))
+for c in ("groups", "spaces"):
+    LINKS.append((f"/{c}/{{id}}/effective_users", "users", f"/{c}/{{id}}/effective_users/{{uid}}",
+                  {"id": "$request.path.id", "uid": "$response.body#/users/0"}))
+
+
+def add_links():
+    for source, _key, prefix, params in LINKS:
+        src = PATHS[PREFIX + source]["get"]["responses"]["200"]
+        links = src.setdefault("links", {})
+        for path, item in PATHS.items():
+            rest = path[len(PREFIX):] if path.startswith(PREFIX) else None
+            if rest is None or not (rest == prefix or rest.startswith(prefix + "/")):
+                continue
+            names = [seg[1:-1] for seg in rest.split("/") if seg.startswith("{")]
+            if set(names) != set(params):
+                continue
+            for method, o in item.items():
+                links[o["operationId"]] = {
+                    "operationId": o["operationId"],
+                    "parameters": {n: params[n] for n in names},
+                }
+
+
+add_links()
 
 DOC = {
     "openapi": "3.0.3",

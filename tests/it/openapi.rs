@@ -7,8 +7,13 @@
 //! - The server serves it, byte for byte, without credentials.
 //! - openapi-spec-validator accepts it, and schemathesis, run against a live
 //!   `ozmint serve --demo` (TLS with its self-signed certificate, as the
-//!   demo administrator), finds no server error, no undocumented status and
-//!   no response off its schema; afterwards the administrator still logs in.
+//!   demo administrator; examples, coverage, fuzzing and stateful phases,
+//!   bounded in examples, with a fixed seed), finds no server error, no
+//!   undocumented status, header or content type, no response off its
+//!   schema, no method other than the documented ones answered, and no
+//!   resource still there after its deletion or missing after its creation;
+//!   afterwards the administrator still logs in. Invalid credentials are not
+//!   sent (schemathesis' `ignored_auth`): they would trip the login throttle.
 //!
 //! The two tools live in a virtual environment at `target/openapi-venv`, set
 //! up like pymacaroons' in [`super::interop`] (pinned versions, installed
@@ -199,10 +204,11 @@ async fn schemathesis_finds_no_defect_on_a_live_server() {
         .args([
             "--checks",
             "not_a_server_error,status_code_conformance,response_schema_conformance,\
-             content_type_conformance",
+             content_type_conformance,response_headers_conformance,unsupported_method,\
+             allow_header_conformance,use_after_free,ensure_resource_availability",
         ])
-        .args(["--phases", "examples,coverage,fuzzing"])
-        .args(["--max-examples", "25", "--seed", "1", "--workers", "2"])
+        .args(["--phases", "examples,coverage,fuzzing,stateful"])
+        .args(["--max-examples", "40", "--seed", "1", "--workers", "2"])
         .args(["--request-timeout", "10", "--no-shrink"])
         .args(["--report", "junit", "--report-dir"])
         .arg(&report)
@@ -238,4 +244,38 @@ async fn schemathesis_finds_no_defect_on_a_live_server() {
 fn tail(s: &str, n: usize) -> String {
     let lines: Vec<&str> = s.lines().collect();
     lines[lines.len().saturating_sub(n)..].join("\n")
+}
+
+// ---------------------------------------------------------------------------
+// Defects schemathesis found, one regression test each
+// ---------------------------------------------------------------------------
+
+/// `/healthz`, `/readyz` and `/metrics` answered every method (TRACE, POST,
+/// DELETE, ...) with 200; they answer GET, and anything else is the JSON 405
+/// with `Allow: GET` of every other route.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn service_paths_answer_get_only() {
+    bounded(async {
+        let s = start_demo().await;
+        for path in routes::OUTSIDE {
+            let url = format!("{}{path}", s.base());
+            let r = s.client.get(&url).send().await.expect("GET");
+            assert_eq!(r.status(), 200, "GET {path}");
+            for method in ["POST", "PUT", "PATCH", "DELETE", "TRACE", "OPTIONS"] {
+                let m = reqwest::Method::from_bytes(method.as_bytes()).expect("method");
+                let r = s
+                    .client
+                    .request(m, &url)
+                    .body("{}")
+                    .send()
+                    .await
+                    .expect("request");
+                assert_eq!(r.status(), 405, "{method} {path}");
+                assert_eq!(r.headers()["allow"], "GET", "{method} {path}");
+                let v: Value = r.json().await.expect("a JSON error");
+                assert_eq!(v["error"], "method_not_allowed", "{method} {path}");
+            }
+        }
+    })
+    .await;
 }
