@@ -195,6 +195,9 @@ async fn schemathesis_finds_no_defect_on_a_live_server() {
         cert.display()
     );
     let report = tmp.path().join("report");
+    // One worker: schemathesis' threads trip a CPython 3.11 bug ("AST
+    // constructor recursion depth mismatch") under load, a tool error that
+    // says nothing about the server.
     let mut cmd = Command::new(venv_bin(&py, "schemathesis"));
     cmd.args(["run", &server.url("/openapi.json")])
         .args(["--url", &server.base()])
@@ -208,7 +211,7 @@ async fn schemathesis_finds_no_defect_on_a_live_server() {
              allow_header_conformance,use_after_free,ensure_resource_availability",
         ])
         .args(["--phases", "examples,coverage,fuzzing,stateful"])
-        .args(["--max-examples", "40", "--seed", "1", "--workers", "2"])
+        .args(["--max-examples", "40", "--seed", "1", "--workers", "1"])
         .args(["--request-timeout", "10", "--no-shrink"])
         .args(["--report", "junit", "--report-dir"])
         .arg(&report)
