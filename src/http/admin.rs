@@ -18,7 +18,7 @@ use super::api::{created, empty};
 use super::error::ApiError;
 use super::routes::{Container, Endpoint, Members};
 use super::{json, parse_id, read_json, App};
-use crate::model::{Group, GroupType, Id, User, ZonePrivilege as ZP};
+use crate::model::{Group, GroupType, Id, Space, Support, User, ZonePrivilege as ZP};
 use crate::ops::containers::Effective;
 use crate::ops::members::{NamedChange, PrivilegeChange};
 use crate::ops::{Caller, Listed, PageRequest};
@@ -339,6 +339,78 @@ pub(super) async fn dispatch(
                 p,
             ))
         }
+        MyEffectiveGroups => {
+            let p = page()?;
+            Ok(id_list(
+                "groups",
+                zone.my_effective_groups(&caller, p).await?,
+                p,
+            ))
+        }
+        MyEffectiveGroup(id) => {
+            let gid = parse_id(&id)?;
+            Ok(group_info(
+                &gid,
+                &zone.my_effective_group(&caller, gid).await?,
+            ))
+        }
+        MyEffectiveSpaces => {
+            let p = page()?;
+            Ok(id_list(
+                "spaces",
+                zone.my_effective_spaces(&caller, p).await?,
+                p,
+            ))
+        }
+        MyEffectiveSpace(id) => {
+            let sid = parse_id(&id)?;
+            let (s, supports) = zone.my_effective_space(&caller, sid).await?;
+            Ok(space_info(&sid, &s, supports))
+        }
+        MyEffectiveProviders => {
+            let p = page()?;
+            Ok(id_list(
+                "providers",
+                zone.my_effective_providers(&caller, p).await?,
+                p,
+            ))
+        }
+        GroupParents(id) => {
+            let gid = parse_id(&id)?;
+            let p = page()?;
+            Ok(id_list(
+                "groups",
+                zone.group_parents(&caller, gid, p).await?,
+                p,
+            ))
+        }
+        GroupEffectiveParents(id) => {
+            let gid = parse_id(&id)?;
+            let p = page()?;
+            Ok(id_list(
+                "groups",
+                zone.group_effective_parents(&caller, gid, p).await?,
+                p,
+            ))
+        }
+        GroupEffectiveSpaces(id) => {
+            let gid = parse_id(&id)?;
+            let p = page()?;
+            Ok(id_list(
+                "spaces",
+                zone.group_effective_spaces(&caller, gid, p).await?,
+                p,
+            ))
+        }
+        SpaceEffectiveGroups(id) => {
+            let sid = parse_id(&id)?;
+            let p = page()?;
+            Ok(id_list(
+                "groups",
+                zone.space_effective_groups(&caller, sid, p).await?,
+                p,
+            ))
+        }
         Backup => {
             let dir = app.backup_dir.join(format!(
                 "backup-{}-{:08x}",
@@ -366,6 +438,17 @@ fn group_info(gid: &Id, g: &Group) -> Resp {
     json(
         StatusCode::OK,
         &json!({ "groupId": gid.to_string(), "name": g.name, "type": g.kind.as_str() }),
+    )
+}
+
+fn space_info(sid: &Id, s: &Space, supports: Vec<(Id, Support)>) -> Resp {
+    let supports: serde_json::Map<String, Value> = supports
+        .into_iter()
+        .map(|(p, s)| (p.to_string(), json!(s.size)))
+        .collect();
+    json(
+        StatusCode::OK,
+        &json!({ "spaceId": sid.to_string(), "name": s.name, "providersSupports": supports }),
     )
 }
 
@@ -411,14 +494,7 @@ async fn container(
         (_, Container::Group) => Ok(group_info(&cid, &zone.get_group(caller, cid).await?)),
         (_, Container::Space) => {
             let (s, supports) = zone.get_space(caller, cid).await?;
-            let supports: serde_json::Map<String, Value> = supports
-                .into_iter()
-                .map(|(p, s)| (p.to_string(), json!(s.size)))
-                .collect();
-            Ok(json(
-                StatusCode::OK,
-                &json!({ "spaceId": cid.to_string(), "name": s.name, "providersSupports": supports }),
-            ))
+            Ok(space_info(&cid, &s, supports))
         }
     }
 }

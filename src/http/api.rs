@@ -30,6 +30,9 @@ pub(super) async fn dispatch(
     body: Bytes,
     peer: std::net::IpAddr,
 ) -> Result<Resp, ApiError> {
+    if ep == Endpoint::OpenApi {
+        return Ok(openapi());
+    }
     let creds = credentials(req.headers())?;
     let caller = match app.zone.authenticate(creds, peer).await {
         Ok(c) => c,
@@ -168,6 +171,19 @@ pub(super) async fn dispatch(
         }
         admin => super::admin::dispatch(app, admin, caller, method, query, body).await,
     }
+}
+
+/// The OpenAPI 3 description of this API (`api/openapi.json`, written by `api/openapi.py`).
+pub const OPENAPI: &str = include_str!("../../api/openapi.json");
+
+/// `GET /openapi.json`: the description, to anyone.
+fn openapi() -> Resp {
+    let mut r = Response::new(Full::new(Bytes::from_static(OPENAPI.as_bytes())));
+    r.headers_mut().insert(
+        hyper::header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    r
 }
 
 /// The invite tokens minted for a space or group, to whoever may mint them.

@@ -32,6 +32,7 @@ use crate::model::Id;
 use crate::ops::{Credentials, Zone};
 use error::ApiError;
 
+pub use api::OPENAPI;
 pub use server::{ConnInfo, Limits};
 
 /// Shared state of the request handlers.
@@ -66,17 +67,16 @@ pub async fn handle(app: Arc<App>, req: Request<Incoming>, conn: ConnInfo) -> Re
     let body = read_body(body, app.max_body).await;
     let req = Request::from_parts(parts, ());
     let result = match req.uri().path() {
-        "/healthz" => {
-            template = "/healthz";
-            Ok(json(StatusCode::OK, &serde_json::json!({ "status": "ok" })))
-        }
-        "/readyz" => {
-            template = "/readyz";
-            Ok(readiness(&app).await)
-        }
-        "/metrics" => {
-            template = "/metrics";
-            Ok(metrics(&app))
+        path if routes::OUTSIDE.contains(&path) => {
+            template = routes::OUTSIDE
+                .into_iter()
+                .find(|p| *p == path)
+                .unwrap_or("unmatched");
+            // The method is checked first, as on the API's routes.
+            match (req.method() == hyper::Method::GET, body) {
+                (true, Err(e)) => Err(e),
+                _ => outside(&app, &req).await,
+            }
         }
         path => match routes::endpoint(path) {
             Err(e) => Err(e),
@@ -139,14 +139,28 @@ pub fn metrics(app: &App) -> Resp {
     resp
 }
 
+/// `/healthz`, `/readyz` or `/metrics` (GET only: another method is a 405
+/// with `Allow: GET`), else a 404.
+async fn outside<B>(app: &App, req: &Request<B>) -> Result<Resp, ApiError> {
+    let path = req.uri().path();
+    if !routes::OUTSIDE.contains(&path) {
+        return Err(ApiError::no_route());
+    }
+    if req.method() != hyper::Method::GET {
+        return Err(ApiError::method_not_allowed("GET".into()));
+    }
+    Ok(match path {
+        routes::METRICS => metrics(app),
+        routes::READYZ => readiness(app).await,
+        _ => json(StatusCode::OK, &serde_json::json!({ "status": "ok" })),
+    })
+}
+
 /// The separate metrics listener: `/metrics`, `/healthz` and `/readyz` only.
 pub async fn metrics_only<B>(app: &App, req: &Request<B>) -> Resp {
-    match req.uri().path() {
-        "/metrics" => metrics(app),
-        "/healthz" => json(StatusCode::OK, &serde_json::json!({ "status": "ok" })),
-        "/readyz" => readiness(app).await,
-        _ => ApiError::no_route().into_response(),
-    }
+    outside(app, req)
+        .await
+        .unwrap_or_else(ApiError::into_response)
 }
 
 /// The client's `x-request-id` if it is short and printable, else a new one.

@@ -83,6 +83,27 @@ pub enum Endpoint {
     EffectiveChildren(String),
     /// `POST /backup` (ozmint): a consistent copy of the store.
     Backup,
+    /// `GET /user/effective_groups`.
+    MyEffectiveGroups,
+    /// `GET /user/effective_groups/{gid}`.
+    MyEffectiveGroup(String),
+    /// `GET /user/effective_spaces`.
+    MyEffectiveSpaces,
+    /// `GET /user/effective_spaces/{sid}`.
+    MyEffectiveSpace(String),
+    /// `GET /user/effective_providers`.
+    MyEffectiveProviders,
+    /// `GET /groups/{id}/parents`.
+    GroupParents(String),
+    /// `GET /groups/{id}/effective_parents`.
+    GroupEffectiveParents(String),
+    /// `GET /groups/{id}/effective_spaces`.
+    GroupEffectiveSpaces(String),
+    /// `GET /spaces/{id}/effective_groups`.
+    SpaceEffectiveGroups(String),
+    /// `GET /openapi.json` (ozmint): this API's OpenAPI description, without
+    /// authentication.
+    OpenApi,
 }
 
 pub use crate::ops::containers::Container;
@@ -112,7 +133,17 @@ impl Endpoint {
             | MemberList(..)
             | EffectiveUsers(..)
             | EffectiveUserPrivileges(..)
-            | EffectiveChildren(_) => GET,
+            | EffectiveChildren(_)
+            | MyEffectiveGroups
+            | MyEffectiveGroup(_)
+            | MyEffectiveSpaces
+            | MyEffectiveSpace(_)
+            | MyEffectiveProviders
+            | GroupParents(_)
+            | GroupEffectiveParents(_)
+            | GroupEffectiveSpaces(_)
+            | SpaceEffectiveGroups(_)
+            | OpenApi => GET,
             ClientToken(_) | Token(_) => DELETE,
             ClientTokens | Providers | Keys | Users | MyGroups | MySpaces | Groups | Spaces => {
                 GET_POST
@@ -182,6 +213,16 @@ impl Endpoint {
             }
             EffectiveChildren(_) => "/groups/{id}/effective_children",
             Backup => "/backup",
+            MyEffectiveGroups => "/user/effective_groups",
+            MyEffectiveGroup(_) => "/user/effective_groups/{gid}",
+            MyEffectiveSpaces => "/user/effective_spaces",
+            MyEffectiveSpace(_) => "/user/effective_spaces/{sid}",
+            MyEffectiveProviders => "/user/effective_providers",
+            GroupParents(_) => "/groups/{id}/parents",
+            GroupEffectiveParents(_) => "/groups/{id}/effective_parents",
+            GroupEffectiveSpaces(_) => "/groups/{id}/effective_spaces",
+            SpaceEffectiveGroups(_) => "/spaces/{id}/effective_groups",
+            OpenApi => "/openapi.json",
         }
     }
 }
@@ -218,63 +259,136 @@ pub fn segments(path: &str) -> Result<Option<Vec<String>>, ApiError> {
     Ok(Some(out))
 }
 
-/// Finds the endpoint for decoded segments.
-pub fn resolve(segs: &[String]) -> Option<Endpoint> {
-    let s: Vec<&str> = segs.iter().map(String::as_str).collect();
-    use Endpoint::*;
-    let own = |x: &&str| x.to_string();
-    Some(match s.as_slice() {
-        ["spaces", id, "providers", "token"] => SpaceSupportToken(own(id)),
-        ["groups", id, "spaces", "token"] => GroupSpaceToken(own(id)),
-        ["user", "client_tokens"] => ClientTokens,
-        ["user", "client_tokens", tid] => ClientToken(own(tid)),
-        ["providers"] => Providers,
-        ["provider", "spaces", "support"] => ProviderSpaceSupport,
-        ["provider", "spaces"] => ProviderSpaces,
-        ["spaces", id, "providers"] => SpaceProviders(own(id)),
-        ["spaces", id, "tokens"] => SpaceTokens(own(id)),
-        ["groups", id, "tokens"] => GroupTokens(own(id)),
-        ["tokens", "examine"] => TokenExamine,
-        ["tokens", tid] => Token(own(tid)),
-        ["keys"] => Keys,
-        ["keys", kid, "retire"] => KeyRetire(own(kid)),
-        ["users"] => Users,
-        ["users", id] => UserById(own(id)),
-        ["users", id, "privileges"] => UserPrivileges(own(id)),
-        ["user"] => Me,
-        ["user", "password"] => MyPassword,
-        ["user", "groups"] => MyGroups,
-        ["user", "spaces"] => MySpaces,
-        ["groups"] => Groups,
-        ["spaces"] => Spaces,
-        ["groups", id] => Container(self::Container::Group, own(id)),
-        ["spaces", id] => Container(self::Container::Space, own(id)),
-        ["groups", id, "effective_users"] => EffectiveUsers(self::Container::Group, own(id)),
-        ["spaces", id, "effective_users"] => EffectiveUsers(self::Container::Space, own(id)),
-        ["groups", id, "effective_users", uid, "privileges"] => {
-            EffectiveUserPrivileges(self::Container::Group, own(id), own(uid))
-        }
-        ["spaces", id, "effective_users", uid, "privileges"] => {
-            EffectiveUserPrivileges(self::Container::Space, own(id), own(uid))
-        }
-        ["groups", id, "effective_children"] => EffectiveChildren(own(id)),
-        ["backup"] => Backup,
-        [c, id, m] => MemberList(members(c, m)?, own(id)),
-        [c, id, m, mid] => Member(members(c, m)?, own(id), own(mid)),
-        [c, id, m, mid, "privileges"] => MemberPrivileges(members(c, m)?, own(id), own(mid)),
-        _ => return None,
-    })
+/// One row of the routing table: a path template and how to build its
+/// endpoint from the parameters.
+pub struct Route {
+    /// The path below [`PREFIX`]; a `{name}` segment is a parameter.
+    pub template: &'static str,
+    make: fn(&[String]) -> Endpoint,
 }
 
-fn members(container: &str, member: &str) -> Option<Members> {
-    Some(match (container, member) {
-        ("groups", "users") => Members::GroupUsers,
-        ("groups", "children") => Members::GroupChildren,
-        ("spaces", "users") => Members::SpaceUsers,
-        ("spaces", "groups") => Members::SpaceGroups,
-        _ => return None,
-    })
+impl Route {
+    /// The parameters if `segs` match the template.
+    fn capture(&self, segs: &[String]) -> Option<Vec<String>> {
+        let template = self.template.strip_prefix('/')?.split('/');
+        if template.clone().count() != segs.len() {
+            return None;
+        }
+        let mut params = Vec::new();
+        for (t, seg) in template.zip(segs) {
+            if t.starts_with('{') {
+                params.push(seg.clone());
+            } else if t != seg {
+                return None;
+            }
+        }
+        Some(params)
+    }
+
+    /// The endpoint with placeholder parameters.
+    fn sample(&self) -> Endpoint {
+        let n = self.template.matches('{').count();
+        (self.make)(&vec!["x".to_owned(); n])
+    }
+
+    /// The methods the route answers.
+    pub fn methods(&self) -> &'static [Method] {
+        self.sample().methods()
+    }
 }
+
+macro_rules! routes {
+    ($($template:literal => |$p:ident| $make:expr,)*) => {
+        /// The routing table, tried in order: the first template that
+        /// matches names the endpoint (literal routes come before the
+        /// parameter routes they would otherwise fall under).
+        pub static ROUTES: &[Route] = &[$(Route {
+            template: $template,
+            make: |$p: &[String]| $make,
+        }),*];
+    };
+}
+
+pub use table::ROUTES;
+
+mod table {
+    use super::{
+        Container::Group as G, Container::Space as S, Endpoint, Endpoint::*, Members::*, Route,
+    };
+
+    routes! {
+        "/spaces/{id}/providers/token" => |p| SpaceSupportToken(p[0].clone()),
+        "/groups/{id}/spaces/token" => |p| GroupSpaceToken(p[0].clone()),
+        "/user/client_tokens" => |_p| ClientTokens,
+        "/user/client_tokens/{tid}" => |p| ClientToken(p[0].clone()),
+        "/providers" => |_p| Providers,
+        "/provider/spaces/support" => |_p| ProviderSpaceSupport,
+        "/provider/spaces" => |_p| ProviderSpaces,
+        "/spaces/{id}/providers" => |p| SpaceProviders(p[0].clone()),
+        "/spaces/{id}/tokens" => |p| SpaceTokens(p[0].clone()),
+        "/groups/{id}/tokens" => |p| GroupTokens(p[0].clone()),
+        "/tokens/examine" => |_p| TokenExamine,
+        "/tokens/{tid}" => |p| Token(p[0].clone()),
+        "/keys" => |_p| Keys,
+        "/keys/{kid}/retire" => |p| KeyRetire(p[0].clone()),
+        "/users" => |_p| Users,
+        "/users/{id}" => |p| UserById(p[0].clone()),
+        "/users/{id}/privileges" => |p| UserPrivileges(p[0].clone()),
+        "/user" => |_p| Me,
+        "/user/password" => |_p| MyPassword,
+        "/user/groups" => |_p| MyGroups,
+        "/user/spaces" => |_p| MySpaces,
+        "/user/effective_groups" => |_p| MyEffectiveGroups,
+        "/user/effective_groups/{gid}" => |p| MyEffectiveGroup(p[0].clone()),
+        "/user/effective_spaces" => |_p| MyEffectiveSpaces,
+        "/user/effective_spaces/{sid}" => |p| MyEffectiveSpace(p[0].clone()),
+        "/user/effective_providers" => |_p| MyEffectiveProviders,
+        "/groups" => |_p| Groups,
+        "/spaces" => |_p| Spaces,
+        "/groups/{id}" => |p| Endpoint::Container(G, p[0].clone()),
+        "/spaces/{id}" => |p| Endpoint::Container(S, p[0].clone()),
+        "/groups/{id}/effective_users" => |p| EffectiveUsers(G, p[0].clone()),
+        "/spaces/{id}/effective_users" => |p| EffectiveUsers(S, p[0].clone()),
+        "/groups/{id}/effective_users/{uid}/privileges" => |p| EffectiveUserPrivileges(G, p[0].clone(), p[1].clone()),
+        "/spaces/{id}/effective_users/{uid}/privileges" => |p| EffectiveUserPrivileges(S, p[0].clone(), p[1].clone()),
+        "/groups/{id}/effective_children" => |p| EffectiveChildren(p[0].clone()),
+        "/groups/{id}/parents" => |p| GroupParents(p[0].clone()),
+        "/groups/{id}/effective_parents" => |p| GroupEffectiveParents(p[0].clone()),
+        "/groups/{id}/effective_spaces" => |p| GroupEffectiveSpaces(p[0].clone()),
+        "/spaces/{id}/effective_groups" => |p| SpaceEffectiveGroups(p[0].clone()),
+        "/backup" => |_p| Backup,
+        "/openapi.json" => |_p| OpenApi,
+        "/groups/{id}/users" => |p| MemberList(GroupUsers, p[0].clone()),
+        "/groups/{id}/children" => |p| MemberList(GroupChildren, p[0].clone()),
+        "/spaces/{id}/users" => |p| MemberList(SpaceUsers, p[0].clone()),
+        "/spaces/{id}/groups" => |p| MemberList(SpaceGroups, p[0].clone()),
+        "/groups/{id}/users/{uid}" => |p| Member(GroupUsers, p[0].clone(), p[1].clone()),
+        "/groups/{id}/children/{cid}" => |p| Member(GroupChildren, p[0].clone(), p[1].clone()),
+        "/spaces/{id}/users/{uid}" => |p| Member(SpaceUsers, p[0].clone(), p[1].clone()),
+        "/spaces/{id}/groups/{gid}" => |p| Member(SpaceGroups, p[0].clone(), p[1].clone()),
+        "/groups/{id}/users/{uid}/privileges" => |p| MemberPrivileges(GroupUsers, p[0].clone(), p[1].clone()),
+        "/groups/{id}/children/{cid}/privileges" => |p| MemberPrivileges(GroupChildren, p[0].clone(), p[1].clone()),
+        "/spaces/{id}/users/{uid}/privileges" => |p| MemberPrivileges(SpaceUsers, p[0].clone(), p[1].clone()),
+        "/spaces/{id}/groups/{gid}/privileges" => |p| MemberPrivileges(SpaceGroups, p[0].clone(), p[1].clone()),
+    }
+}
+
+/// Finds the endpoint for decoded segments: the first route of [`ROUTES`]
+/// whose template matches.
+pub fn resolve(segs: &[String]) -> Option<Endpoint> {
+    ROUTES
+        .iter()
+        .find_map(|r| r.capture(segs).map(|p| (r.make)(&p)))
+}
+
+/// `GET /healthz`: liveness (outside [`PREFIX`]).
+pub const HEALTHZ: &str = "/healthz";
+/// `GET /readyz`: readiness (outside [`PREFIX`]).
+pub const READYZ: &str = "/readyz";
+/// `GET /metrics`: OpenMetrics text (outside [`PREFIX`]).
+pub const METRICS: &str = "/metrics";
+/// The paths served outside [`PREFIX`], each answering `GET`.
+pub const OUTSIDE: [&str; 3] = [HEALTHZ, READYZ, METRICS];
 
 /// Routes a method and path to an endpoint, or the 400/404/405 error.
 pub fn route(method: &Method, path: &str) -> Result<Endpoint, ApiError> {
@@ -303,6 +417,25 @@ mod tests {
     use super::*;
 
     const S: &str = "9ueUeoZA6KXxNgzlvqmmrbzqE_BQiaHEEDC21sY1Kuc";
+
+    /// Every route is reachable: no earlier template shadows it, and its
+    /// endpoint names it back.
+    #[test]
+    fn every_route_resolves_to_itself() {
+        let mut seen = std::collections::HashSet::new();
+        for r in ROUTES {
+            assert!(seen.insert(r.template), "{} twice", r.template);
+            let ep = r.sample();
+            assert_eq!(ep.template(), r.template);
+            let segs: Vec<String> = r
+                .template
+                .trim_start_matches('/')
+                .split('/')
+                .map(|t| if t.starts_with('{') { "x" } else { t }.to_owned())
+                .collect();
+            assert_eq!(resolve(&segs), Some(ep), "{} is shadowed", r.template);
+        }
+    }
 
     #[test]
     fn routes_and_errors() {

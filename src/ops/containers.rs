@@ -118,6 +118,11 @@ impl Zone {
     pub async fn get_space(&self, caller: &Caller, sid: Id) -> Result<(Space, Vec<(Id, Support)>)> {
         self.require_exists(Entity::Space, &sid).await?;
         self.require(caller, SPACE_VIEW.on(sid)).await?;
+        self.space_with_supports(sid).await
+    }
+
+    /// A space with its supports, unchecked.
+    pub(crate) async fn space_with_supports(&self, sid: Id) -> Result<(Space, Vec<(Id, Support)>)> {
         let space = self
             .store
             .space(&sid)

@@ -12,10 +12,12 @@
 //! - [`providers`]: registering providers and consuming invite tokens.
 //! - [`keys`]: root key rotation and retirement.
 //! - [`users`], [`containers`], [`members`]: administration.
+//! - [`effective`]: effective memberships of users and groups.
 
 pub mod auth;
 pub mod authorize;
 pub mod containers;
+pub mod effective;
 pub mod keys;
 pub mod members;
 pub mod providers;

@@ -424,6 +424,52 @@ impl Store {
         self.keep_live(Entity::User, users).await
     }
 
+    /// Every live group the user belongs to, directly or through nested groups.
+    pub async fn effective_user_groups(&self, user: &Id) -> Result<BTreeSet<Id>> {
+        let reach: BTreeSet<Id> = self.user_reach(user).await?.iter().copied().collect();
+        self.keep_live(Entity::Group, reach).await
+    }
+
+    /// Every live space the user belongs to, directly or through groups.
+    pub async fn effective_user_spaces(&self, user: &Id) -> Result<BTreeSet<Id>> {
+        let mut spaces: BTreeSet<Id> = self.others(&USER_SPACES, user).await?.into_iter().collect();
+        for g in self.user_reach(user).await?.iter() {
+            spaces.extend(self.others(&GROUP_SPACES, g).await?);
+        }
+        self.keep_live(Entity::Space, spaces).await
+    }
+
+    /// Every live provider supporting one of the user's effective spaces.
+    pub async fn effective_user_providers(&self, user: &Id) -> Result<BTreeSet<Id>> {
+        let mut providers = BTreeSet::new();
+        for s in self.effective_user_spaces(user).await? {
+            providers.extend(self.others(&SPACE_PROVIDERS, &s).await?);
+        }
+        self.keep_live(Entity::Provider, providers).await
+    }
+
+    /// Every live space of `group` or of a group above it (its members are
+    /// effective members of those spaces).
+    pub async fn effective_group_spaces(&self, group: &Id) -> Result<BTreeSet<Id>> {
+        let mut groups = self.ancestors_of_group(group).await?;
+        groups.insert(*group);
+        let mut spaces = BTreeSet::new();
+        for g in groups {
+            spaces.extend(self.others(&GROUP_SPACES, &g).await?);
+        }
+        self.keep_live(Entity::Space, spaces).await
+    }
+
+    /// Every live group in `space`, directly or below one of its groups.
+    pub async fn effective_space_groups(&self, space: &Id) -> Result<BTreeSet<Id>> {
+        let direct = self.others(&SPACE_GROUPS, space).await?;
+        Ok(self
+            .closure(&GROUP_CHILDREN, direct)
+            .await?
+            .into_iter()
+            .collect())
+    }
+
     async fn keep_live(&self, kind: Entity, ids: BTreeSet<Id>) -> Result<BTreeSet<Id>> {
         let list: Vec<Id> = ids.into_iter().collect();
         let live = self.existing(kind, &list).await?;

@@ -654,12 +654,19 @@ fn endpoint_params(ep: &Endpoint) -> Option<Vec<&str>> {
         | EffectiveChildren(a)
         | Container(_, a)
         | MemberList(_, a)
-        | EffectiveUsers(_, a) => vec![a.as_str()],
+        | EffectiveUsers(_, a)
+        | MyEffectiveGroup(a)
+        | MyEffectiveSpace(a)
+        | GroupParents(a)
+        | GroupEffectiveParents(a)
+        | GroupEffectiveSpaces(a)
+        | SpaceEffectiveGroups(a) => vec![a.as_str()],
         Member(_, a, b) | MemberPrivileges(_, a, b) | EffectiveUserPrivileges(_, a, b) => {
             vec![a.as_str(), b.as_str()]
         }
         ClientTokens | Providers | ProviderSpaceSupport | ProviderSpaces | TokenExamine | Keys
-        | Users | Me | MyPassword | MyGroups | MySpaces | Groups | Spaces | Backup => vec![],
+        | Users | Me | MyPassword | MyGroups | MySpaces | Groups | Spaces | Backup
+        | MyEffectiveGroups | MyEffectiveSpaces | MyEffectiveProviders | OpenApi => vec![],
         _ => return None,
     })
 }

@@ -478,6 +478,19 @@ async fn a_provider_is_not_a_user() {
             (M::POST, "/groups", Some(json!({ "name": "g" }))),
             (M::POST, "/user/spaces", Some(json!({ "name": "s" }))),
             (M::GET, "/user/groups", None),
+            (M::GET, "/user/effective_groups", None),
+            (M::GET, "/user/effective_spaces", None),
+            (M::GET, "/user/effective_providers", None),
+            (
+                M::GET,
+                &format!("/user/effective_groups/{DEMO_GROUP}"),
+                None,
+            ),
+            (
+                M::GET,
+                &format!("/user/effective_spaces/{DEMO_SPACE}"),
+                None,
+            ),
             (M::GET, "/users", None),
             (
                 M::PATCH,
@@ -2028,6 +2041,15 @@ fn endpoints() -> Vec<(M, &'static str, Option<Value>)> {
         (M::GET, "/groups/{g}/effective_users/{u}/privileges", None),
         (M::GET, "/spaces/{s}/effective_users", None),
         (M::GET, "/spaces/{s}/effective_users/{u}/privileges", None),
+        (M::GET, "/user/effective_groups", None),
+        (M::GET, "/user/effective_groups/{g}", None),
+        (M::GET, "/user/effective_spaces", None),
+        (M::GET, "/user/effective_spaces/{s}", None),
+        (M::GET, "/user/effective_providers", None),
+        (M::GET, "/groups/{g}/parents", None),
+        (M::GET, "/groups/{g}/effective_parents", None),
+        (M::GET, "/groups/{g}/effective_spaces", None),
+        (M::GET, "/spaces/{s}/effective_groups", None),
         (M::POST, "/backup", None),
     ]
 }
@@ -2430,6 +2452,290 @@ async fn privilege_updates_need_set_privileges_only() {
         // and a non-member alike.
         fails_json(&s, M::PATCH, &member, AS_GUEST, body.clone(), 403).await;
         fails_json(&s, M::PATCH, &carol, AS_GUEST, body, 403).await;
+        assert!(store_problems(&s).await.is_empty());
+    })
+    .await;
+}
+
+// ---------------------------------------------------------------------------
+// Effective memberships seen from users, groups and spaces
+// ---------------------------------------------------------------------------
+
+/// Registers a provider as admin and has it support `space`; returns its id.
+async fn supported_by_new_provider(s: &TestServer, space: &str, name: &str) -> String {
+    let b = json!({ "name": name, "domain": format!("{name}.example") });
+    let p = expect_json(call(s, M::POST, "/providers", AS_ADMIN, Some(b)).await, 201).await;
+    let pid = p["providerId"].as_str().expect("provider id").to_owned();
+    let ptoken = p["providerRootToken"].as_str().expect("provider token");
+    let support = expect_token(s.space_token_as(space, ADMIN).await).await;
+    let r = s
+        .client
+        .post(s.url("/provider/spaces/support"))
+        .header("x-auth-token", ptoken)
+        .json(&json!({ "token": support, "size": 4096 }))
+        .send()
+        .await
+        .expect("support request");
+    assert_eq!(r.status(), 201, "{}", r.text().await.unwrap_or_default());
+    pid
+}
+
+/// top > mid > bottom, carol in bottom, space `sp` holding top: carol's
+/// effective groups, spaces and providers, the groups' parents and
+/// effective spaces, and the space's effective groups follow the graph,
+/// page like every list, and change at once when the graph does.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn effective_groups_spaces_providers_and_parents() {
+    bounded(async {
+        let s = start_demo().await;
+        let top = new_group(&s, AS_ADMIN, "top").await;
+        let mid = new_group(&s, AS_ADMIN, "mid").await;
+        let bottom = new_group(&s, AS_ADMIN, "bottom").await;
+        put_member(&s, &format!("/groups/{top}/children/{mid}"), AS_ADMIN, 200).await;
+        put_member(
+            &s,
+            &format!("/groups/{mid}/children/{bottom}"),
+            AS_ADMIN,
+            200,
+        )
+        .await;
+        put_member(
+            &s,
+            &format!("/groups/{bottom}/users/{CAROL_ID}"),
+            AS_ADMIN,
+            200,
+        )
+        .await;
+        let sp = new_space(&s, AS_ADMIN, "sp").await;
+        let other = new_space(&s, AS_ADMIN, "other").await;
+        put_member(&s, &format!("/spaces/{sp}/groups/{top}"), AS_ADMIN, 204).await;
+        let pid = supported_by_new_provider(&s, &sp, "p1").await;
+        supported_by_new_provider(&s, &other, "p2").await;
+
+        // Carol's own view (carol is also in the demo group, which is in the
+        // demo space, which no provider supports).
+        assert_eq!(
+            ids(&s, "/user/groups", AS_CAROL, "groups").await,
+            set(&[&bottom, DEMO_GROUP])
+        );
+        assert_eq!(
+            ids(&s, "/user/effective_groups", AS_CAROL, "groups").await,
+            set(&[&top, &mid, &bottom, DEMO_GROUP])
+        );
+        assert!(ids(&s, "/user/spaces", AS_CAROL, "spaces").await.is_empty());
+        assert_eq!(
+            ids(&s, "/user/effective_spaces", AS_CAROL, "spaces").await,
+            set(&[&sp, DEMO_SPACE])
+        );
+        assert_eq!(
+            ids(&s, "/user/effective_providers", AS_CAROL, "providers").await,
+            set(&[&pid])
+        );
+        let v = expect_json(
+            get(&s, &format!("/user/effective_groups/{top}"), AS_CAROL).await,
+            200,
+        )
+        .await;
+        assert_eq!(v, json!({ "groupId": top, "name": "top", "type": "role" }));
+        let v = expect_json(
+            get(&s, &format!("/user/effective_spaces/{sp}"), AS_CAROL).await,
+            200,
+        )
+        .await;
+        assert_eq!(
+            v,
+            json!({ "spaceId": sp, "name": "sp", "providersSupports": { pid.clone(): 4096 } })
+        );
+        // Not a member: 404, as for an unknown entity.
+        fails(
+            &s,
+            M::GET,
+            &format!("/user/effective_spaces/{other}"),
+            AS_CAROL,
+            404,
+        )
+        .await;
+        fails(
+            &s,
+            M::GET,
+            &format!("/user/effective_groups/{top}"),
+            AS_GUEST,
+            404,
+        )
+        .await;
+        fails(
+            &s,
+            M::GET,
+            &format!("/user/effective_groups/{}", unknown()),
+            AS_CAROL,
+            404,
+        )
+        .await;
+        // Membership is enough: without `space_view_data` through top, carol
+        // may not view the space as such, but still sees it as hers.
+        patch_privs(
+            &s,
+            &format!("/spaces/{sp}/groups/{top}/privileges"),
+            AS_ADMIN,
+            "set",
+            &[],
+        )
+        .await;
+        fails(&s, M::GET, &format!("/spaces/{sp}"), AS_CAROL, 403).await;
+        expect_json(
+            get(&s, &format!("/user/effective_spaces/{sp}"), AS_CAROL).await,
+            200,
+        )
+        .await;
+
+        // The groups' and the space's side.
+        assert_eq!(
+            ids(&s, &format!("/groups/{bottom}/parents"), AS_ADMIN, "groups").await,
+            set(&[&mid])
+        );
+        assert_eq!(
+            ids(
+                &s,
+                &format!("/groups/{bottom}/effective_parents"),
+                AS_ADMIN,
+                "groups"
+            )
+            .await,
+            set(&[&top, &mid])
+        );
+        assert!(
+            ids(&s, &format!("/groups/{top}/parents"), AS_ADMIN, "groups")
+                .await
+                .is_empty()
+        );
+        for g in [&top, &mid, &bottom] {
+            assert_eq!(
+                ids(
+                    &s,
+                    &format!("/groups/{g}/effective_spaces"),
+                    AS_ADMIN,
+                    "spaces"
+                )
+                .await,
+                set(&[&sp]),
+                "{g}"
+            );
+        }
+        assert_eq!(
+            ids(
+                &s,
+                &format!("/spaces/{sp}/effective_groups"),
+                AS_ADMIN,
+                "groups"
+            )
+            .await,
+            set(&[&top, &mid, &bottom])
+        );
+        assert_eq!(
+            ids(
+                &s,
+                &format!("/spaces/{DEMO_SPACE}/effective_groups"),
+                AS_ADMIN,
+                "groups"
+            )
+            .await,
+            set(&[DEMO_GROUP])
+        );
+        // A member of bottom may view bottom (group_view_data by default);
+        // guest is in none of them.
+        assert_eq!(
+            ids(
+                &s,
+                &format!("/groups/{bottom}/effective_parents"),
+                AS_CAROL,
+                "groups"
+            )
+            .await,
+            set(&[&top, &mid])
+        );
+        for path in [
+            format!("/groups/{bottom}/parents"),
+            format!("/groups/{bottom}/effective_parents"),
+            format!("/groups/{bottom}/effective_spaces"),
+            format!("/spaces/{sp}/effective_groups"),
+        ] {
+            fails(&s, M::GET, &path, AS_GUEST, 403).await;
+        }
+
+        // Pages of one.
+        let pages = walk(&s, &format!("/spaces/{sp}/effective_groups"), "groups", 1).await;
+        let flat: Vec<String> = pages.into_iter().flatten().collect();
+        let mut sorted = flat.clone();
+        sorted.sort();
+        assert_eq!(flat, sorted, "id order");
+        assert_eq!(
+            flat.into_iter().collect::<BTreeSet<_>>(),
+            set(&[&top, &mid, &bottom])
+        );
+        let v = expect_json(
+            get(&s, "/user/effective_groups?limit=2", AS_CAROL).await,
+            200,
+        )
+        .await;
+        assert_eq!(list(&v, "groups").len(), 2);
+        assert!(v["next"].is_string(), "{v}");
+        fails(&s, M::GET, "/user/effective_groups?limit=0", AS_CAROL, 400).await;
+        fails(
+            &s,
+            M::GET,
+            "/user/effective_spaces?after=nope",
+            AS_CAROL,
+            400,
+        )
+        .await;
+
+        // Cutting mid out changes every view at once.
+        delete(&s, &format!("/groups/{mid}"), AS_ADMIN).await;
+        assert_eq!(
+            ids(&s, "/user/effective_groups", AS_CAROL, "groups").await,
+            set(&[&bottom, DEMO_GROUP])
+        );
+        assert_eq!(
+            ids(&s, "/user/effective_spaces", AS_CAROL, "spaces").await,
+            set(&[DEMO_SPACE])
+        );
+        assert!(ids(&s, "/user/effective_providers", AS_CAROL, "providers")
+            .await
+            .is_empty());
+        fails(
+            &s,
+            M::GET,
+            &format!("/user/effective_spaces/{sp}"),
+            AS_CAROL,
+            404,
+        )
+        .await;
+        assert!(ids(
+            &s,
+            &format!("/groups/{bottom}/effective_parents"),
+            AS_ADMIN,
+            "groups"
+        )
+        .await
+        .is_empty());
+        assert!(ids(
+            &s,
+            &format!("/groups/{bottom}/effective_spaces"),
+            AS_ADMIN,
+            "spaces"
+        )
+        .await
+        .is_empty());
+        assert_eq!(
+            ids(
+                &s,
+                &format!("/spaces/{sp}/effective_groups"),
+                AS_ADMIN,
+                "groups"
+            )
+            .await,
+            set(&[&top])
+        );
         assert!(store_problems(&s).await.is_empty());
     })
     .await;

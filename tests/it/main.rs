@@ -13,6 +13,7 @@
 //! - [`races`]: concurrent requests against one server.
 //! - [`interop`]: tokens checked by a real macaroon library (pymacaroons).
 //! - [`geo`]: GeoIP caveats on real MaxMind databases (written by mmdb-writer).
+//! - [`openapi`]: the OpenAPI description: route coverage, validator, schemathesis on a live server.
 //! - [`cli`], [`admin_cli`]: the binary's commands.
 //! - [`ops`]: the binary as operators run it (config, logs, metrics, signals).
 //! - [`secrets`]: no secret in logs, errors or debug output.
@@ -38,6 +39,7 @@ mod hostile;
 mod instances;
 mod interop;
 mod lifecycle;
+mod openapi;
 mod ops;
 mod races;
 mod secrets;

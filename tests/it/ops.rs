@@ -686,6 +686,14 @@ async fn metrics_count_requests_latency_tokens_auth_failures_flushes_and_store_s
         .await
         .expect("healthz on the metrics port");
     assert_eq!(resp.status(), 200);
+    // GET only there too (schemathesis found every method answered 200).
+    let resp = plain
+        .post(format!("http://127.0.0.1:{port}/metrics"))
+        .send()
+        .await
+        .expect("POST /metrics on the metrics port");
+    assert_eq!(resp.status(), 405);
+    assert_eq!(resp.headers()["allow"], "GET");
     let resp = plain
         .get(format!("http://127.0.0.1:{port}{PREFIX}/spaces"))
         .send()
