@@ -38,7 +38,7 @@ pub(super) async fn dispatch(
                 app.metrics.auth_failure(match a {
                     AuthError::Missing => "missing",
                     AuthError::BadPassword => "password",
-                    AuthError::BadToken(_) | AuthError::Gone => "token",
+                    AuthError::BadToken(_) | AuthError::Gone | AuthError::Onezone(_) => "token",
                 });
             } else if let AuthFailure::Throttled(_) = &e {
                 app.metrics.auth_failure("throttled");

@@ -1541,6 +1541,7 @@ impl Env {
                 space_create: 0,
                 access: 0,
                 provider: 0,
+                ..Lifetimes::default()
             },
             ..ZoneConfig::default()
         })
