@@ -196,7 +196,7 @@ impl Zone {
 
     /// The service an `x-onedata-service-token` proves: a Oneprovider's
     /// worker (or panel, by the token's service indication).
-    async fn service_of(&self, serialized: &str, ctx: &RequestContext) -> Result<ServiceSpec> {
+    pub async fn service_of(&self, serialized: &str, ctx: &RequestContext) -> Result<ServiceSpec> {
         let bad = |e: OzError| Error::Onezone(OzError::BadServiceToken(Box::new(e)));
         let token = parse(serialized).map_err(bad)?;
         let parts = ContextParts {
@@ -224,7 +224,7 @@ impl Zone {
     }
 
     /// The consumer an `x-onedata-consumer-token` proves.
-    async fn consumer_of(&self, serialized: &str, ctx: &RequestContext) -> Result<Consumer> {
+    pub async fn consumer_of(&self, serialized: &str, ctx: &RequestContext) -> Result<Consumer> {
         let bad = |e: OzError| Error::Onezone(OzError::BadConsumerToken(Box::new(e)));
         let token = parse(serialized).map_err(bad)?;
         let parts = ContextParts {
