@@ -12,6 +12,7 @@
 //! - [`hostile`]: malformed and hostile requests.
 //! - [`races`]: concurrent requests against one server.
 //! - [`interop`]: tokens checked by a real macaroon library (pymacaroons).
+//! - [`modern`]: Onedata 20.02+ named and temporary tokens over HTTPS.
 //! - [`geo`]: GeoIP caveats on real MaxMind databases (written by mmdb-writer).
 //! - [`cli`], [`admin_cli`]: the binary's commands.
 //! - [`ops`]: the binary as operators run it (config, logs, metrics, signals).
@@ -38,6 +39,7 @@ mod hostile;
 mod instances;
 mod interop;
 mod lifecycle;
+mod modern;
 mod ops;
 mod races;
 mod secrets;
