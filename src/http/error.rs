@@ -31,7 +31,7 @@ pub struct ApiError {
     /// Onezone's error id (20.02+ shape).
     pub oz_id: &'static str,
     /// Onezone's error details (20.02+ shape).
-    pub details: Option<serde_json::Value>,
+    pub details: Option<Box<serde_json::Value>>,
     /// Whether the answer takes the 20.02+ shape.
     pub modern: bool,
 }
@@ -89,7 +89,7 @@ impl ApiError {
         };
         let mut out = Self::new(StatusCode::BAD_REQUEST, code, e.to_string());
         out.oz_id = e.id();
-        out.details = e.to_json().get("details").cloned();
+        out.details = e.to_json().get("details").cloned().map(Box::new);
         out
     }
 
@@ -155,7 +155,7 @@ impl ApiError {
         let body = if self.modern {
             let mut e = serde_json::json!({ "id": self.oz_id, "description": self.description });
             if let Some(d) = self.details {
-                e["details"] = d;
+                e["details"] = *d;
             }
             serde_json::json!({ "error": e })
         } else {
@@ -304,7 +304,7 @@ impl From<AuthFailure> for ApiError {
                 let mut e = Self::new(StatusCode::UNAUTHORIZED, code, text);
                 // Onezone: `unauthorized`, with the token's error as `authError`.
                 if let AuthError::Onezone(oz) = a {
-                    e.details = Some(serde_json::json!({ "authError": oz.to_json() }));
+                    e.details = Some(Box::new(serde_json::json!({ "authError": oz.to_json() })));
                 }
                 e
             }
