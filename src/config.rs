@@ -61,6 +61,19 @@ pub struct Config {
     pub log: LogConfig,
     /// Metrics endpoint.
     pub metrics: MetricsConfig,
+    /// GeoIP databases for the `asn`, `geo.country` and `geo.region` caveats.
+    pub geoip: GeoIpConfig,
+}
+
+/// GeoIP databases (MaxMind format). Without one, the caveats that need it
+/// fail verification with a reason that says so.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct GeoIpConfig {
+    /// A GeoLite2-ASN style database.
+    pub asn_db: Option<PathBuf>,
+    /// A GeoLite2-Country style database.
+    pub country_db: Option<PathBuf>,
 }
 
 impl Default for Config {
@@ -78,6 +91,7 @@ impl Default for Config {
             limits: LimitsConfig::default(),
             log: LogConfig::default(),
             metrics: MetricsConfig::default(),
+            geoip: GeoIpConfig::default(),
         }
     }
 }
@@ -412,6 +426,7 @@ impl Config {
             ("tokens.space_create", self.tokens.space_create),
             ("tokens.access", self.tokens.access),
             ("tokens.provider", self.tokens.provider),
+            ("tokens.max_temporary_ttl", self.tokens.max_temporary_ttl),
         ] {
             if v == 0 {
                 return bad(k, "must be a positive number of seconds");

@@ -4,7 +4,10 @@ use std::fmt;
 
 use crate::codec::CodecError;
 use crate::engine::EngineError;
+use crate::token::caveat::ServiceSpec;
+use crate::token::v2::{self, InviteType, TokenType};
 use crate::token::TokenError;
+use serde_json::{json, Value};
 
 /// What kind of thing was not found or conflicted.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -72,6 +75,233 @@ pub enum Error {
     /// The change would leave the zone without an administrator (a user
     /// holding the zone privilege `set_privileges`).
     LastAdmin,
+    /// An error of the Onedata 20.02+ API, with Onezone's id and details.
+    Onezone(OzError),
+}
+
+impl From<OzError> for Error {
+    fn from(e: OzError) -> Self {
+        Error::Onezone(e)
+    }
+}
+
+impl From<v2::Error> for Error {
+    fn from(e: v2::Error) -> Self {
+        Error::Onezone(OzError::Token(e))
+    }
+}
+
+/// The errors of Onezone's 20.02+ token API that ozmint answers, each with
+/// Onezone's id, description and details (`ctool/src/errors.erl`). No HTTP
+/// status here: the front end's one error map decides it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum OzError {
+    /// From the token core: `badToken`, `tokenInvalid`, `tokenTooLarge`,
+    /// `tokenCaveatUnknown`, `tokenCaveatUnverified`, `tokenSessionInvalid`,
+    /// `badData` (a bad caveat or identifier).
+    Token(v2::Error),
+    /// `tokenRevoked`.
+    Revoked,
+    /// `tokenSubjectInvalid`: the subject does not exist or is not the record's.
+    SubjectInvalid,
+    /// `tokenTimeCaveatRequired`, with the largest ttl allowed.
+    TimeCaveatRequired {
+        /// Seconds.
+        max_ttl: u64,
+    },
+    /// `tokenServiceForbidden`: the subject may not use tokens in that service.
+    ServiceForbidden(ServiceSpec),
+    /// `notAnAccessToken`, with the type received.
+    NotAnAccessToken(TokenType),
+    /// `notAnIdentityToken`, with the type received.
+    NotAnIdentityToken(TokenType),
+    /// `notAnInviteToken`, with the type expected (`None`: any) and received.
+    NotAnInviteToken(Option<InviteType>, TokenType),
+    /// `badValueToken`: the value of `key` is not a valid token.
+    BadValueToken(&'static str, Box<OzError>),
+    /// `badServiceToken`.
+    BadServiceToken(Box<OzError>),
+    /// `badConsumerToken`.
+    BadConsumerToken(Box<OzError>),
+    /// `badValueIdentifierOccupied`: e.g. a token name already taken.
+    IdentifierOccupied(&'static str),
+    /// `badValueName`: a name that breaks Onezone's naming rules.
+    BadValueName(&'static str),
+    /// `missingRequiredValue`.
+    MissingRequiredValue(&'static str),
+    /// `missingAtLeastOneValue`.
+    MissingAtLeastOneValue(Vec<&'static str>),
+    /// `badValueJSON`: the value of the key must be a JSON object.
+    BadValueJson(&'static str),
+    /// `badValueBoolean`.
+    BadValueBoolean(&'static str),
+    /// `badValueString`.
+    BadValueString(&'static str),
+    /// `badValueTextTooLarge`: longer than the limit (bytes or items).
+    TooLarge(&'static str, usize),
+    /// `badData`, with a hint.
+    BadData(&'static str, String),
+    /// `badValueIPv4Address`.
+    BadValueIpv4(&'static str),
+}
+
+/// The description Onezone gives names it refuses.
+pub const NAME_REQUIREMENTS: &str = "Name must be 2-128 characters long and composed only of UTF-8 letters, digits, brackets and underscores. Dashes, spaces and dots are allowed (but not at the beginning or the end).";
+
+impl OzError {
+    /// Onezone's error id.
+    pub fn id(&self) -> &'static str {
+        match self {
+            OzError::Token(e) => e.onezone_id(),
+            OzError::Revoked => "tokenRevoked",
+            OzError::SubjectInvalid => "tokenSubjectInvalid",
+            OzError::TimeCaveatRequired { .. } => "tokenTimeCaveatRequired",
+            OzError::ServiceForbidden(_) => "tokenServiceForbidden",
+            OzError::NotAnAccessToken(_) => "notAnAccessToken",
+            OzError::NotAnIdentityToken(_) => "notAnIdentityToken",
+            OzError::NotAnInviteToken(..) => "notAnInviteToken",
+            OzError::BadValueToken(..) => "badValueToken",
+            OzError::BadServiceToken(_) => "badServiceToken",
+            OzError::BadConsumerToken(_) => "badConsumerToken",
+            OzError::IdentifierOccupied(_) => "badValueIdentifierOccupied",
+            OzError::BadValueName(_) => "badValueName",
+            OzError::MissingRequiredValue(_) => "missingRequiredValue",
+            OzError::MissingAtLeastOneValue(_) => "missingAtLeastOneValue",
+            OzError::BadValueJson(_) => "badValueJSON",
+            OzError::BadValueBoolean(_) => "badValueBoolean",
+            OzError::BadValueString(_) => "badValueString",
+            OzError::TooLarge(..) => "badValueTextTooLarge",
+            OzError::BadData(..) => "badData",
+            OzError::BadValueIpv4(_) => "badValueIPv4Address",
+        }
+    }
+
+    /// The error as Onezone writes it: `{"id","description","details"?}`.
+    pub fn to_json(&self) -> Value {
+        if let OzError::Token(e) = self {
+            return e.to_onezone_json();
+        }
+        let details = match self {
+            OzError::TimeCaveatRequired { max_ttl } => Some(json!({ "maxTtl": max_ttl })),
+            OzError::ServiceForbidden(s) => Some(json!({ "service": s.to_string() })),
+            OzError::NotAnAccessToken(t) | OzError::NotAnIdentityToken(t) => {
+                Some(json!({ "received": t.to_json() }))
+            }
+            OzError::NotAnInviteToken(expected, t) => Some(json!({
+                "expectedInviteType": expected.map_or("any", |e| e.json_name()),
+                "received": t.to_json(),
+            })),
+            OzError::BadValueToken(key, e) => {
+                Some(json!({ "key": key, "tokenError": e.to_json() }))
+            }
+            OzError::BadServiceToken(e) | OzError::BadConsumerToken(e) => {
+                Some(json!({ "tokenError": e.to_json() }))
+            }
+            OzError::IdentifierOccupied(key)
+            | OzError::BadValueName(key)
+            | OzError::MissingRequiredValue(key)
+            | OzError::BadValueJson(key)
+            | OzError::BadValueBoolean(key)
+            | OzError::BadValueString(key)
+            | OzError::BadValueIpv4(key) => Some(json!({ "key": key })),
+            OzError::MissingAtLeastOneValue(keys) => Some(json!({ "keys": keys })),
+            OzError::TooLarge(key, limit) => Some(json!({ "key": key, "limit": limit })),
+            OzError::BadData(key, hint) => Some(json!({ "key": key, "hint": hint })),
+            _ => None,
+        };
+        let mut out = json!({ "id": self.id(), "description": self.to_string() });
+        if let Some(d) = details {
+            out["details"] = d;
+        }
+        out
+    }
+}
+
+fn printable(t: &TokenType) -> &'static str {
+    match t {
+        TokenType::Access { .. } => "access token",
+        TokenType::Identity => "identity token",
+        TokenType::Invite { .. } => "invite token",
+    }
+}
+
+impl fmt::Display for OzError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            OzError::Token(e) => write!(f, "{e}"),
+            OzError::Revoked => f.write_str("Provided token has been revoked."),
+            OzError::SubjectInvalid => f.write_str(
+                "The token subject is invalid (does not exist or is different than expected).",
+            ),
+            OzError::TimeCaveatRequired { max_ttl } => write!(
+                f,
+                "You must specify a time caveat with maximum TTL of {max_ttl} seconds."
+            ),
+            OzError::ServiceForbidden(s) => {
+                write!(f, "The service {s} is forbidden for this subject.")
+            }
+            OzError::NotAnAccessToken(t) => write!(
+                f,
+                "Expected an access token, but received a(n) {}.",
+                printable(t)
+            ),
+            OzError::NotAnIdentityToken(t) => write!(
+                f,
+                "Expected an identity token, but received a(n) {}.",
+                printable(t)
+            ),
+            OzError::NotAnInviteToken(e, t) => write!(
+                f,
+                "Expected an invitation token of type '{}', but received a(n) {}.",
+                e.map_or("any", |e| e.json_name()),
+                printable(t)
+            ),
+            OzError::BadValueToken(key, _) => write!(
+                f,
+                "Bad value: provided \"{key}\" is not a valid token (see details)."
+            ),
+            OzError::BadServiceToken(_) => {
+                f.write_str("Provided service token is not valid (see details).")
+            }
+            OzError::BadConsumerToken(_) => {
+                f.write_str("Provided consumer token is not valid (see details).")
+            }
+            OzError::IdentifierOccupied(key) => write!(
+                f,
+                "Bad value: provided identifier (\"{key}\") is already occupied."
+            ),
+            OzError::BadValueName(key) => {
+                write!(f, "Bad value provided for \"{key}\": {NAME_REQUIREMENTS}")
+            }
+            OzError::MissingRequiredValue(key) => write!(f, "Missing required value: {key}."),
+            OzError::MissingAtLeastOneValue(keys) => write!(
+                f,
+                "Missing data, you must provide at least one of: {}.",
+                keys.join(", ")
+            ),
+            OzError::BadValueJson(key) => {
+                write!(f, "Bad value: provided \"{key}\" must be a valid JSON.")
+            }
+            OzError::BadValueBoolean(key) => {
+                write!(f, "Bad value: provided \"{key}\" must be a boolean.")
+            }
+            OzError::BadValueString(key) => {
+                write!(f, "Bad value: provided \"{key}\" must be a string.")
+            }
+            OzError::TooLarge(key, limit) => write!(
+                f,
+                "Bad value: provided \"{key}\" must not exceed {limit} (bytes, or entries of a list)."
+            ),
+            OzError::BadData(key, hint) => {
+                write!(f, "Bad value: provided \"{key}\" could not be understood by the server: {hint}")
+            }
+            OzError::BadValueIpv4(key) => write!(
+                f,
+                "Bad value: provided \"{key}\" is not a valid IPv4 address."
+            ),
+        }
+    }
 }
 
 /// Why a caller may not do something.
@@ -125,6 +355,7 @@ impl fmt::Display for Error {
                 f,
                 "the zone would be left without an administrator (a user holding set_privileges)"
             ),
+            Error::Onezone(e) => write!(f, "{e}"),
         }
     }
 }

@@ -627,6 +627,81 @@ pub struct TokenRecord {
     pub state: TokenState,
 }
 
+/// The stored record of an Onedata 20.02+ named token (`od_token`): the
+/// serialized token is rebuilt from it on demand (identifier from the
+/// subject, type and id; caveats in order; signed with the secret).
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize, bincode::Encode, bincode::Decode)]
+pub struct NamedToken {
+    /// Whom the token is issued for.
+    pub subject: Subject,
+    /// Its name, unique among the subject's named tokens.
+    pub name: String,
+    /// The token type in its identifier form (`act`, `idn`, `ujs:<id>:`).
+    pub token_type: String,
+    /// The caveats, in their text form, in order.
+    pub caveats: Vec<String>,
+    /// Custom metadata: a JSON object, as text.
+    pub custom_metadata: String,
+    /// Creation time, unix seconds.
+    pub created: u64,
+    /// Whether the token is revoked (reversibly).
+    pub revoked: bool,
+    /// The HMAC secret: 64 random hexadecimal characters (secret).
+    pub secret: String,
+    /// Invite tokens only: the privileges granted (`None`: the defaults).
+    pub privileges: Option<Vec<String>>,
+    /// Invite tokens only: how many times it may be consumed (`None`: infinity).
+    pub usage_limit: Option<u64>,
+    /// Invite tokens only: how many times it was consumed.
+    pub usage_count: u64,
+}
+
+impl fmt::Debug for NamedToken {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("NamedToken")
+            .field("subject", &self.subject)
+            .field("name", &self.name)
+            .field("token_type", &self.token_type)
+            .field("caveats", &self.caveats)
+            .field("custom_metadata", &self.custom_metadata)
+            .field("created", &self.created)
+            .field("revoked", &self.revoked)
+            .field("secret", &"<redacted>")
+            .field("privileges", &self.privileges)
+            .field("usage_limit", &self.usage_limit)
+            .field("usage_count", &self.usage_count)
+            .finish()
+    }
+}
+
+/// The secret all temporary tokens of one subject are signed with, and its
+/// generation (Onezone's `temporary_token_secret`): revoking every
+/// temporary token of the subject replaces the secret and bumps the generation.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize, bincode::Encode, bincode::Decode)]
+pub struct TemporarySecret {
+    /// 64 random hexadecimal characters (secret).
+    pub secret: String,
+    /// Starts at 1; every revocation adds one.
+    pub generation: u64,
+}
+
+impl fmt::Debug for TemporarySecret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TemporarySecret")
+            .field("secret", &"<redacted>")
+            .field("generation", &self.generation)
+            .finish()
+    }
+}
+
+/// A fresh token secret as Onezone makes them: 32 random bytes written as
+/// 64 lowercase hexadecimal characters, the text being the HMAC key.
+pub fn random_token_secret() -> String {
+    let mut bytes = [0u8; 32];
+    rand::rngs::OsRng.fill_bytes(&mut bytes);
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
 /// A root key of the minter. Token secrets are derived from it.
 #[derive(Clone, PartialEq, Eq, Serialize, Deserialize, bincode::Encode, bincode::Decode)]
 pub struct RootKey {
@@ -726,5 +801,27 @@ mod tests {
             created: 0,
         };
         assert!(!format!("{user:?}").contains("argon2id"));
+        let secret = random_token_secret();
+        assert_eq!(secret.len(), 64);
+        assert!(secret.bytes().all(|b| b.is_ascii_hexdigit()));
+        let t = TemporarySecret {
+            secret: secret.clone(),
+            generation: 1,
+        };
+        assert!(!format!("{t:?}").contains(&secret));
+        let n = NamedToken {
+            subject: Subject::User(Id::random()),
+            name: "n".into(),
+            token_type: "act".into(),
+            caveats: vec![],
+            custom_metadata: "{}".into(),
+            created: 0,
+            revoked: false,
+            secret: secret.clone(),
+            privileges: None,
+            usage_limit: None,
+            usage_count: 0,
+        };
+        assert!(!format!("{n:?}").contains(&secret));
     }
 }

@@ -45,6 +45,17 @@ fn fail(what: &str) -> impl FnOnce(crate::Error) -> StartError + '_ {
     move |e| StartError(format!("{what}: {e}"))
 }
 
+/// The GeoIP databases the configuration names (none: `None`).
+fn geo_of(config: &Config) -> Result<Option<Arc<crate::geo::MaxMind>>, crate::Error> {
+    let g = &config.geoip;
+    if g.asn_db.is_none() && g.country_db.is_none() {
+        return Ok(None);
+    }
+    crate::geo::MaxMind::open(g.asn_db.as_deref(), g.country_db.as_deref())
+        .map(|m| Some(Arc::new(m)))
+        .map_err(|e| crate::Error::Invalid(e.to_string()))
+}
+
 /// Creates `dir` (and parents) with owner-only permissions; an existing
 /// directory open to group or others is tightened to 0700 (it holds keys).
 pub fn create_private_dir(dir: &Path) -> std::io::Result<()> {
@@ -279,6 +290,8 @@ pub async fn start(
                 window: Duration::from_secs(config.limits.login_window_secs),
                 ..AuthConfig::default()
             },
+            max_temporary_token_ttl: config.tokens.max_temporary_ttl,
+            geo: geo_of(config).map_err(fail("opening the GeoIP databases"))?,
         },
     )
     .await

@@ -17,12 +17,31 @@ use super::error::ApiError;
 use super::routes::Endpoint;
 use super::{credentials, json, parse_id, read_json, App};
 use crate::model::{now, Id, Subject, TokenKind, TokenRecord, TokenState};
+use crate::ops::token_auth::RequestContext;
 use crate::ops::tokens::InviteTarget;
 use crate::ops::{AuthError, AuthFailure, Caller};
 
-type Resp = Response<Full<Bytes>>;
+pub(super) type Resp = Response<Full<Bytes>>;
 
-/// Authenticates and runs the endpoint's handler.
+/// A token header other than the credentials (`x-onedata-service-token`,
+/// `x-onedata-consumer-token`): at most one, text.
+fn token_header(req: &Request<()>, name: &str) -> Result<Option<String>, ApiError> {
+    let mut values = req.headers().get_all(name).iter();
+    let first = values.next();
+    if values.next().is_some() {
+        return Err(ApiError::bad_request(format!("Repeated {name} header.")));
+    }
+    first
+        .map(|v| {
+            v.to_str()
+                .map(|s| s.trim().to_owned())
+                .map_err(|_| ApiError::bad_request(format!("Malformed {name} header.")))
+        })
+        .transpose()
+}
+
+/// Authenticates and runs the endpoint's handler; errors of the 20.02+
+/// endpoints take Onezone's shape.
 pub(super) async fn dispatch(
     app: &Arc<App>,
     ep: Endpoint,
@@ -33,15 +52,43 @@ pub(super) async fn dispatch(
     if ep == Endpoint::OpenApi {
         return Ok(openapi());
     }
+    if ep == Endpoint::TokenExamine && super::modern::is_modern_examination(&body) {
+        return super::modern::examine(app, &body).map_err(ApiError::modern);
+    }
+    let modern = ep.is_modern();
+    dispatch_inner(app, ep, req, body, peer)
+        .await
+        .map_err(|e| if modern { e.modern() } else { e })
+}
+
+async fn dispatch_inner(
+    app: &Arc<App>,
+    ep: Endpoint,
+    req: Request<()>,
+    body: Bytes,
+    peer: std::net::IpAddr,
+) -> Result<Resp, ApiError> {
     let creds = credentials(req.headers())?;
-    let caller = match app.zone.authenticate(creds, peer).await {
+    let ctx = RequestContext {
+        service_token: token_header(&req, "x-onedata-service-token")?,
+        consumer_token: token_header(&req, "x-onedata-consumer-token")?,
+        ..RequestContext::rest(peer)
+    };
+    if ep.is_public() {
+        let requester = match creds {
+            None => None,
+            Some(c) => Some(app.zone.authenticate_request(Some(c), &ctx).await?.caller),
+        };
+        return super::modern::public(app, ep, &body, peer, requester.as_ref()).await;
+    }
+    let authenticated = match app.zone.authenticate_request(creds, &ctx).await {
         Ok(c) => c,
         Err(e) => {
             if let AuthFailure::Auth(a) = &e {
                 app.metrics.auth_failure(match a {
                     AuthError::Missing => "missing",
                     AuthError::BadPassword => "password",
-                    AuthError::BadToken(_) | AuthError::Gone => "token",
+                    AuthError::BadToken(_) | AuthError::Gone | AuthError::Onezone(_) => "token",
                 });
             } else if let AuthFailure::Throttled(_) = &e {
                 app.metrics.auth_failure("throttled");
@@ -49,8 +96,17 @@ pub(super) async fn dispatch(
             return Err(e.into());
         }
     };
-    let zone = &app.zone;
     let method = req.method().clone();
+    let (operation, gri) = ep.operation(&method, &authenticated.caller.subject);
+    if let Err(e) = authenticated.check_operation(operation, &gri) {
+        app.metrics.auth_failure("token");
+        return Err(AuthFailure::Auth(AuthError::Onezone(e)).into());
+    }
+    let caller = authenticated.caller;
+    if ep.is_modern() {
+        return super::modern::dispatch(app, ep, &caller, &method, &body).await;
+    }
+    let zone = &app.zone;
     let query = req.uri().query().map(str::to_owned);
     use Endpoint::*;
     match ep {
@@ -262,6 +318,13 @@ fn size_field(body: &Value) -> Result<u64, ApiError> {
 pub(super) fn empty(status: StatusCode) -> Resp {
     let mut r = Response::new(Full::new(Bytes::new()));
     *r.status_mut() = status;
+    r
+}
+
+/// 201 with a JSON body and a `Location`.
+pub(super) fn created_json(path: &str, body: &Value) -> Resp {
+    let mut r = json(StatusCode::CREATED, body);
+    set_location(&mut r, path);
     r
 }
 

@@ -1,4 +1,9 @@
 //! The one place where errors become HTTP responses.
+//!
+//! Two shapes: the seed-era endpoints answer `{"error": code,
+//! "error_description": text}`; the Onedata 20.02+ endpoints answer
+//! Onezone's `{"error": {"id", "description", "details"?}}`. Every error
+//! carries both forms; the endpoint chooses ([`ApiError::modern`]).
 
 use bytes::Bytes;
 use http_body_util::Full;
@@ -6,7 +11,7 @@ use hyper::header::{HeaderValue, ALLOW, CONTENT_TYPE, RETRY_AFTER, WWW_AUTHENTIC
 use hyper::{Response, StatusCode};
 
 use crate::engine::EngineError;
-use crate::error::{Error, Forbidden};
+use crate::error::{Error, Forbidden, OzError};
 use crate::ops::{AuthError, AuthFailure};
 use crate::token::TokenError;
 
@@ -23,6 +28,33 @@ pub struct ApiError {
     pub allow: Option<String>,
     /// `Retry-After` seconds for 429.
     pub retry_after: Option<u64>,
+    /// Onezone's error id (20.02+ shape).
+    pub oz_id: &'static str,
+    /// Onezone's error details (20.02+ shape).
+    pub details: Option<Box<serde_json::Value>>,
+    /// Whether the answer takes the 20.02+ shape.
+    pub modern: bool,
+}
+
+/// Onezone's id for the errors that are not Onezone's own.
+fn oz_id_of(code: &str, status: StatusCode) -> &'static str {
+    match code {
+        "not_found" => "notFound",
+        "forbidden" | "last_admin" => "forbidden",
+        "unauthorized" | "invalid_credentials" | "invalid_token"
+            if status == StatusCode::UNAUTHORIZED =>
+        {
+            "unauthorized"
+        }
+        "invalid_credentials" => "forbidden",
+        "method_not_allowed" => "notSupported",
+        "already_exists" => "alreadyExists",
+        "store_unavailable" => "serviceUnavailable",
+        "too_many_requests" => "unauthorized",
+        "internal_error" | "insufficient_storage" => "internalServerError",
+        "invalid_token" => "badToken",
+        _ => "badMessage",
+    }
 }
 
 impl ApiError {
@@ -34,7 +66,37 @@ impl ApiError {
             description: description.into(),
             allow: None,
             retry_after: None,
+            oz_id: oz_id_of(code, status),
+            details: None,
+            modern: false,
         }
+    }
+
+    /// An Onezone 20.02+ error (status 400, as Onezone answers all of them).
+    pub fn onezone(e: &OzError) -> Self {
+        let code = match e {
+            OzError::Token(_)
+            | OzError::Revoked
+            | OzError::SubjectInvalid
+            | OzError::ServiceForbidden(_)
+            | OzError::NotAnAccessToken(_)
+            | OzError::NotAnIdentityToken(_)
+            | OzError::NotAnInviteToken(..)
+            | OzError::BadValueToken(..)
+            | OzError::BadServiceToken(_)
+            | OzError::BadConsumerToken(_) => "invalid_token",
+            _ => "invalid_request",
+        };
+        let mut out = Self::new(StatusCode::BAD_REQUEST, code, e.to_string());
+        out.oz_id = e.id();
+        out.details = e.to_json().get("details").cloned().map(Box::new);
+        out
+    }
+
+    /// The same error in the 20.02+ shape.
+    pub fn modern(mut self) -> Self {
+        self.modern = true;
+        self
     }
 
     /// 400 for malformed input.
@@ -90,7 +152,15 @@ impl ApiError {
 
     /// The JSON response.
     pub fn into_response(self) -> Response<Full<Bytes>> {
-        let body = serde_json::json!({ "error": self.code, "error_description": self.description });
+        let body = if self.modern {
+            let mut e = serde_json::json!({ "id": self.oz_id, "description": self.description });
+            if let Some(d) = self.details {
+                e["details"] = *d;
+            }
+            serde_json::json!({ "error": e })
+        } else {
+            serde_json::json!({ "error": self.code, "error_description": self.description })
+        };
         let mut resp = Response::new(Full::new(Bytes::from(body.to_string())));
         *resp.status_mut() = self.status;
         let h = resp.headers_mut();
@@ -152,6 +222,7 @@ impl From<Error> for ApiError {
                 "The store is busy with concurrent changes to the same data; retry.",
             ),
             Error::Engine(engine) => Self::from(engine),
+            Error::Onezone(oz) => Self::onezone(&oz),
             Error::Corrupt { .. } => Self::internal(&e),
         }
     }
@@ -210,7 +281,7 @@ impl From<AuthFailure> for ApiError {
                 e
             }
             AuthFailure::Auth(a) => {
-                let (code, text) = match a {
+                let (code, text) = match &a {
                     AuthError::Missing => ("unauthorized", "Authentication required.".to_string()),
                     AuthError::BadPassword => (
                         "invalid_credentials",
@@ -225,8 +296,17 @@ impl From<AuthFailure> for ApiError {
                         "Provided token could not be validated: its subject no longer exists."
                             .to_string(),
                     ),
+                    AuthError::Onezone(oz) => (
+                        "invalid_token",
+                        format!("Provided token could not be validated: {oz}"),
+                    ),
                 };
-                Self::new(StatusCode::UNAUTHORIZED, code, text)
+                let mut e = Self::new(StatusCode::UNAUTHORIZED, code, text);
+                // Onezone: `unauthorized`, with the token's error as `authError`.
+                if let AuthError::Onezone(oz) = a {
+                    e.details = Some(Box::new(serde_json::json!({ "authError": oz.to_json() })));
+                }
+                e
             }
         }
     }

@@ -10,6 +10,7 @@
 mod admin;
 mod api;
 pub mod error;
+mod modern;
 pub mod routes;
 pub mod server;
 pub mod tls;

@@ -9,6 +9,8 @@ use hyper::Method;
 use percent_encoding::percent_decode_str;
 
 use super::error::ApiError;
+use crate::model::Subject;
+use crate::token::caveat::{Aspect, Gri, GriScope, Operation};
 
 /// The API prefix.
 pub const PREFIX: &str = "/api/v3/onezone";
@@ -104,6 +106,65 @@ pub enum Endpoint {
     /// `GET /openapi.json` (ozmint): this API's OpenAPI description, without
     /// authentication.
     OpenApi,
+    /// `GET|POST|DELETE /user/tokens/named` and the `/users/{id}`,
+    /// `/provider`, `/providers/{id}` variants (20.02+).
+    NamedTokens(TokenOwner),
+    /// `GET .../tokens/named/name/{name}` (20.02+).
+    NamedTokenByName(TokenOwner, String),
+    /// `GET /tokens/named` (20.02+, `oz_tokens_manage`).
+    AllNamedTokens,
+    /// `GET|PATCH|DELETE /tokens/named/{id}` (20.02+).
+    NamedToken(String),
+    /// `GET /tokens/named/{id}/status` (20.02+).
+    NamedTokenStatus(String),
+    /// `GET|POST|DELETE /user/tokens/temporary` and the variants (20.02+).
+    TemporaryTokens(TokenOwner),
+    /// `POST /tokens/confine` (20.02+, public).
+    TokenConfine,
+    /// `POST /tokens/verify_access_token` (20.02+, public).
+    VerifyAccessToken,
+    /// `POST /tokens/verify_identity_token` (20.02+, public).
+    VerifyIdentityToken,
+    /// `POST /tokens/verify_invite_token` (20.02+, public).
+    VerifyInviteToken,
+    /// `GET /provider/public/get_current_time` (public).
+    CurrentTime,
+}
+
+/// Whose tokens a 20.02+ token path names.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum TokenOwner {
+    /// `/user/...`: the calling user.
+    Me,
+    /// `/users/{id}/...`.
+    User(String),
+    /// `/provider/...`: the calling provider.
+    MyProvider,
+    /// `/providers/{id}/...`.
+    Provider(String),
+}
+
+impl TokenOwner {
+    fn template(&self, tail: &'static str) -> &'static str {
+        macro_rules! t {
+            ($($tail:literal),*) => {
+                match (self, tail) {
+                    $(
+                        (TokenOwner::Me, $tail) => concat!("/user", $tail),
+                        (TokenOwner::User(_), $tail) => concat!("/users/{id}", $tail),
+                        (TokenOwner::MyProvider, $tail) => concat!("/provider", $tail),
+                        (TokenOwner::Provider(_), $tail) => concat!("/providers/{id}", $tail),
+                    )*
+                    _ => "unmatched",
+                }
+            };
+        }
+        t!(
+            "/tokens/named",
+            "/tokens/named/name/{name}",
+            "/tokens/temporary"
+        )
+    }
 }
 
 pub use crate::ops::containers::Container;
@@ -122,6 +183,18 @@ impl Endpoint {
         const GET_PATCH_DELETE: &[Method] = &[Method::GET, Method::PATCH, Method::DELETE];
         const GET_PUT_DELETE: &[Method] = &[Method::GET, Method::PUT, Method::DELETE];
         const PATCH: &[Method] = &[Method::PATCH];
+        const GET_POST_DELETE: &[Method] = &[Method::GET, Method::POST, Method::DELETE];
+        match self {
+            NamedTokens(_) | TemporaryTokens(_) => return GET_POST_DELETE,
+            NamedTokenByName(..) | AllNamedTokens | NamedTokenStatus(_) | CurrentTime => {
+                return GET
+            }
+            NamedToken(_) => return GET_PATCH_DELETE,
+            TokenConfine | VerifyAccessToken | VerifyIdentityToken | VerifyInviteToken => {
+                return POST
+            }
+            _ => {}
+        }
         match self {
             SpaceSupportToken(_) | ProviderSpaceSupport | ProviderSpaces | TokenExamine
             | KeyRetire(_) | Backup => POST,
@@ -153,7 +226,42 @@ impl Endpoint {
             MyPassword => PATCH,
             Container(..) => GET_PATCH_DELETE,
             Member(..) => GET_PUT_DELETE,
+            NamedTokens(_) | TemporaryTokens(_) | NamedTokenByName(..) | AllNamedTokens
+            | NamedTokenStatus(_) | CurrentTime | NamedToken(_) | TokenConfine
+            | VerifyAccessToken | VerifyIdentityToken | VerifyInviteToken => &[],
         }
+    }
+
+    /// Whether errors take Onezone's 20.02+ shape here.
+    pub fn is_modern(&self) -> bool {
+        use Endpoint::*;
+        matches!(
+            self,
+            NamedTokens(_)
+                | NamedTokenByName(..)
+                | AllNamedTokens
+                | NamedToken(_)
+                | NamedTokenStatus(_)
+                | TemporaryTokens(_)
+                | TokenConfine
+                | VerifyAccessToken
+                | VerifyIdentityToken
+                | VerifyInviteToken
+                | CurrentTime
+        )
+    }
+
+    /// Whether the endpoint answers without authentication.
+    pub fn is_public(&self) -> bool {
+        use Endpoint::*;
+        matches!(
+            self,
+            TokenConfine
+                | VerifyAccessToken
+                | VerifyIdentityToken
+                | VerifyInviteToken
+                | CurrentTime
+        )
     }
 
     /// The path template, for logs and metrics (never the concrete ids).
@@ -223,7 +331,163 @@ impl Endpoint {
             GroupEffectiveSpaces(_) => "/groups/{id}/effective_spaces",
             SpaceEffectiveGroups(_) => "/spaces/{id}/effective_groups",
             OpenApi => "/openapi.json",
+            NamedTokens(o) => o.template("/tokens/named"),
+            NamedTokenByName(o, _) => o.template("/tokens/named/name/{name}"),
+            TemporaryTokens(o) => o.template("/tokens/temporary"),
+            AllNamedTokens => "/tokens/named",
+            NamedToken(_) => "/tokens/named/{id}",
+            NamedTokenStatus(_) => "/tokens/named/{id}/status",
+            TokenConfine => "/tokens/confine",
+            VerifyAccessToken => "/tokens/verify_access_token",
+            VerifyIdentityToken => "/tokens/verify_identity_token",
+            VerifyInviteToken => "/tokens/verify_invite_token",
+            CurrentTime => "/provider/public/get_current_time",
         }
+    }
+}
+
+impl Endpoint {
+    /// The Onezone operation a request performs, for `api` caveats: the
+    /// operation and the GRI (entity type, id, aspect, scope), after
+    /// Onezone's REST routes where it has the endpoint. `caller` stands for
+    /// the `/user` and `/provider` paths. Every endpoint has one, so a token
+    /// with `api` caveats is held to them everywhere.
+    pub fn operation(&self, method: &Method, caller: &Subject) -> (Operation, Gri) {
+        use Endpoint::*;
+        let op = match *method {
+            Method::POST => Operation::Create,
+            Method::PUT => Operation::Create,
+            Method::PATCH => Operation::Update,
+            Method::DELETE => Operation::Delete,
+            _ => Operation::Get,
+        };
+        let one = |a: &str| Aspect::Single(a.to_owned());
+        let pair = |a: &str, b: &str| Aspect::Pair(a.to_owned(), b.to_owned());
+        let gri = |t: &str, id: Option<&str>, a: Aspect| Gri::new(t, id, a);
+        let me = match caller {
+            Subject::User(id) | Subject::Provider(id) => id.to_string(),
+        };
+        let owner = |o: &TokenOwner| -> (&'static str, String) {
+            match o {
+                TokenOwner::Me => ("user", me.clone()),
+                TokenOwner::User(id) => ("user", id.clone()),
+                TokenOwner::MyProvider => ("provider", me.clone()),
+                TokenOwner::Provider(id) => ("provider", id.clone()),
+            }
+        };
+        let container = |c: &self::Container| match c {
+            self::Container::Group => "group",
+            self::Container::Space => "space",
+        };
+        let members = |m: &Members| match m {
+            Members::GroupUsers => ("group", "user"),
+            Members::GroupChildren => ("group", "child"),
+            Members::SpaceUsers => ("space", "user"),
+            Members::SpaceGroups => ("space", "group"),
+        };
+        let g = match self {
+            SpaceSupportToken(id) => gri("space", Some(id), one("space_support_token")),
+            GroupSpaceToken(id) => gri("group", Some(id), one("space_create_token")),
+            ClientTokens => gri("user", Some(&me), one("client_tokens")),
+            ClientToken(_) => gri("user", Some(&me), one("client_tokens")),
+            Providers if op == Operation::Create => gri("provider", None, one("instance")),
+            Providers => gri("provider", None, one("list")),
+            ProviderSpaceSupport => gri("space", None, one("support")),
+            ProviderSpaces => gri("space", None, one("instance")),
+            SpaceProviders(id) => gri("space", Some(id), one("providers")),
+            SpaceTokens(id) => gri("space", Some(id), one("tokens")),
+            GroupTokens(id) => gri("group", Some(id), one("tokens")),
+            Token(id) => gri("token", Some(id), one("instance")),
+            TokenExamine => gri("token", None, one("examine")).with_scope(GriScope::Public),
+            Keys => gri("oz_worker", None, one("root_keys")),
+            KeyRetire(id) => gri("oz_worker", None, pair("root_key", id)),
+            Users if op == Operation::Create => gri("user", None, one("instance")),
+            Users => gri("user", None, one("list")),
+            UserById(id) => gri("user", Some(id), one("instance")),
+            UserPrivileges(id) => gri("user", Some(id), one("oz_privileges")),
+            Me => gri("user", Some(&me), one("instance")),
+            MyPassword => gri("user", Some(&me), one("password")),
+            MyGroups if op == Operation::Create => gri("group", None, one("instance")),
+            MyGroups => gri("user", Some(&me), one("groups")),
+            MySpaces if op == Operation::Create => gri("space", None, one("instance")),
+            MySpaces => gri("user", Some(&me), one("spaces")),
+            Groups if op == Operation::Create => gri("group", None, one("instance")),
+            Groups => gri("group", None, one("list")),
+            Spaces if op == Operation::Create => gri("space", None, one("instance")),
+            Spaces => gri("space", None, one("list")),
+            Container(c, id) => gri(container(c), Some(id), one("instance")),
+            MemberList(m, id) => {
+                let (t, a) = members(m);
+                gri(t, Some(id), one(&format!("{a}s")))
+            }
+            Member(m, id, mid) => {
+                let (t, a) = members(m);
+                gri(t, Some(id), pair(a, mid))
+            }
+            MemberPrivileges(m, id, mid) => {
+                let (t, a) = members(m);
+                gri(t, Some(id), pair(&format!("{a}_privileges"), mid))
+            }
+            EffectiveUsers(c, id) => gri(container(c), Some(id), one("eff_users")),
+            EffectiveUserPrivileges(c, id, uid) => {
+                gri(container(c), Some(id), pair("eff_user_privileges", uid))
+            }
+            EffectiveChildren(id) => gri("group", Some(id), one("eff_children")),
+            Backup => gri("oz_worker", None, one("backup")),
+            MyEffectiveGroups => gri("user", Some(&me), one("eff_groups")),
+            MyEffectiveGroup(gid) => gri("user", Some(&me), pair("eff_group", gid)),
+            MyEffectiveSpaces => gri("user", Some(&me), one("eff_spaces")),
+            MyEffectiveSpace(sid) => gri("user", Some(&me), pair("eff_space", sid)),
+            MyEffectiveProviders => gri("user", Some(&me), one("eff_providers")),
+            GroupParents(id) => gri("group", Some(id), one("parents")),
+            GroupEffectiveParents(id) => gri("group", Some(id), one("eff_parents")),
+            GroupEffectiveSpaces(id) => gri("group", Some(id), one("eff_spaces")),
+            SpaceEffectiveGroups(id) => gri("space", Some(id), one("eff_groups")),
+            OpenApi => gri("oz_worker", None, one("openapi")).with_scope(GriScope::Public),
+            NamedTokens(o) => {
+                let (t, id) = owner(o);
+                match op {
+                    Operation::Create => gri("token", None, pair(&format!("{t}_named_token"), &id)),
+                    Operation::Delete => {
+                        gri("token", None, pair(&format!("{t}_named_tokens"), &id))
+                    }
+                    _ => gri(t, Some(&id), one("named_tokens")),
+                }
+            }
+            NamedTokenByName(o, name) => {
+                let (t, id) = owner(o);
+                gri(t, Some(&id), pair("named_token", name))
+            }
+            AllNamedTokens => gri("token", None, one("list")),
+            NamedToken(id) => gri("token", Some(id), one("instance")),
+            NamedTokenStatus(id) => {
+                gri("token", Some(id), one("instance")).with_scope(GriScope::Shared)
+            }
+            TemporaryTokens(o) => {
+                let (t, id) = owner(o);
+                match op {
+                    Operation::Create => {
+                        gri("token", None, pair(&format!("{t}_temporary_token"), &id))
+                    }
+                    Operation::Delete => {
+                        gri("token", None, pair(&format!("{t}_temporary_tokens"), &id))
+                    }
+                    _ => gri("temporary_token_secret", Some(&id), one(t)),
+                }
+            }
+            TokenConfine => gri("token", None, one("confine")).with_scope(GriScope::Public),
+            VerifyAccessToken => {
+                gri("token", None, one("verify_access_token")).with_scope(GriScope::Public)
+            }
+            VerifyIdentityToken => {
+                gri("token", None, one("verify_identity_token")).with_scope(GriScope::Public)
+            }
+            VerifyInviteToken => {
+                gri("token", None, one("verify_invite_token")).with_scope(GriScope::Public)
+            }
+            CurrentTime => gri("provider", None, one("current_time")).with_scope(GriScope::Public),
+        };
+        (op, g)
     }
 }
 
@@ -314,9 +578,30 @@ pub use table::ROUTES;
 mod table {
     use super::{
         Container::Group as G, Container::Space as S, Endpoint, Endpoint::*, Members::*, Route,
+        TokenOwner as O,
     };
 
     routes! {
+        "/tokens/named" => |_p| AllNamedTokens,
+        "/tokens/named/{id}" => |p| NamedToken(p[0].clone()),
+        "/tokens/named/{id}/status" => |p| NamedTokenStatus(p[0].clone()),
+        "/tokens/confine" => |_p| TokenConfine,
+        "/tokens/verify_access_token" => |_p| VerifyAccessToken,
+        "/tokens/verify_identity_token" => |_p| VerifyIdentityToken,
+        "/tokens/verify_invite_token" => |_p| VerifyInviteToken,
+        "/provider/public/get_current_time" => |_p| CurrentTime,
+        "/user/tokens/named" => |_p| NamedTokens(O::Me),
+        "/users/{id}/tokens/named" => |p| NamedTokens(O::User(p[0].clone())),
+        "/provider/tokens/named" => |_p| NamedTokens(O::MyProvider),
+        "/providers/{id}/tokens/named" => |p| NamedTokens(O::Provider(p[0].clone())),
+        "/user/tokens/named/name/{name}" => |p| NamedTokenByName(O::Me, p[0].clone()),
+        "/users/{id}/tokens/named/name/{name}" => |p| NamedTokenByName(O::User(p[0].clone()), p[1].clone()),
+        "/provider/tokens/named/name/{name}" => |p| NamedTokenByName(O::MyProvider, p[0].clone()),
+        "/providers/{id}/tokens/named/name/{name}" => |p| NamedTokenByName(O::Provider(p[0].clone()), p[1].clone()),
+        "/user/tokens/temporary" => |_p| TemporaryTokens(O::Me),
+        "/users/{id}/tokens/temporary" => |p| TemporaryTokens(O::User(p[0].clone())),
+        "/provider/tokens/temporary" => |_p| TemporaryTokens(O::MyProvider),
+        "/providers/{id}/tokens/temporary" => |p| TemporaryTokens(O::Provider(p[0].clone())),
         "/spaces/{id}/providers/token" => |p| SpaceSupportToken(p[0].clone()),
         "/groups/{id}/spaces/token" => |p| GroupSpaceToken(p[0].clone()),
         "/user/client_tokens" => |_p| ClientTokens,

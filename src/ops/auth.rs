@@ -53,7 +53,7 @@ impl fmt::Debug for Credentials {
 }
 
 /// Why authentication failed.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum AuthError {
     /// No credentials at all.
@@ -64,6 +64,8 @@ pub enum AuthError {
     BadToken(TokenError),
     /// The subject the token names no longer exists.
     Gone,
+    /// A 20.02+ token was refused, with Onezone's error.
+    Onezone(crate::error::OzError),
 }
 
 impl fmt::Display for AuthError {
@@ -73,6 +75,7 @@ impl fmt::Display for AuthError {
             AuthError::BadPassword => f.write_str("invalid username or password"),
             AuthError::BadToken(e) => write!(f, "invalid access token: {e}"),
             AuthError::Gone => f.write_str("the authenticated subject no longer exists"),
+            AuthError::Onezone(e) => write!(f, "invalid access token: {e}"),
         }
     }
 }
@@ -285,7 +288,24 @@ impl Zone {
     ) -> Result<Caller, AuthFailure> {
         let (user, password) = match creds {
             None => return Err(AuthFailure::Auth(AuthError::Missing)),
-            Some(Credentials::Token(t)) => return self.token_caller(&t).await,
+            Some(Credentials::Token(t)) => {
+                // A 20.02+ token whose caveats limit single operations only
+                // authenticates through `authenticate_request`, which
+                // reports those limits to the caller.
+                let ctx = super::token_auth::RequestContext::rest(peer);
+                let a = self.authenticate_token(&t, &ctx).await?;
+                return match a.grant.as_ref().and_then(|g| g.deferred.first()) {
+                    None => Ok(a.caller),
+                    Some(c) => Err(AuthFailure::Auth(AuthError::Onezone(
+                        crate::error::OzError::Token(crate::token::v2::Error::CaveatUnverified(
+                            Box::new(crate::token::v2::CaveatFailure {
+                                caveat: c.clone(),
+                                reason: crate::token::v2::Unsatisfied::OperationNotAllowed,
+                            }),
+                        )),
+                    ))),
+                };
+            }
             Some(Credentials::Basic { user, password }) => (user, password),
         };
         let a = &self.auth;
@@ -386,7 +406,8 @@ impl Zone {
         }
     }
 
-    async fn token_caller(&self, token: &str) -> Result<Caller, AuthFailure> {
+    /// Authenticates a legacy (18.02) access or provider token.
+    pub(crate) async fn token_caller(&self, token: &str) -> Result<Caller, AuthFailure> {
         let v = self.verify(token).await.map_err(|e| match e {
             Error::Token(t) => AuthFailure::Auth(AuthError::BadToken(t)),
             other => AuthFailure::Internal(other),

@@ -9,6 +9,8 @@
 //! - [`auth`]: credentials to callers (passwords, tokens, throttling).
 //! - [`authorize`]: who may do what (effective privileges).
 //! - [`tokens`]: minting, verifying, listing, revoking, examining tokens.
+//! - [`token_auth`]: Onedata 20.02+ tokens as credentials, and their verification.
+//! - [`named_tokens`], [`temporary_tokens`]: the 20.02+ token API.
 //! - [`providers`]: registering providers and consuming invite tokens.
 //! - [`keys`]: root key rotation and retirement.
 //! - [`users`], [`containers`], [`members`]: administration.
@@ -20,7 +22,10 @@ pub mod containers;
 pub mod effective;
 pub mod keys;
 pub mod members;
+pub mod named_tokens;
 pub mod providers;
+pub mod temporary_tokens;
+pub mod token_auth;
 pub mod tokens;
 pub mod users;
 
@@ -44,7 +49,15 @@ pub struct ZoneConfig {
     pub lifetimes: Lifetimes,
     /// Password checks, credential cache, login throttling.
     pub auth: AuthConfig,
+    /// Longest lifetime of a temporary token, in seconds (Onezone's
+    /// `max_temporary_token_ttl`, default one week).
+    pub max_temporary_token_ttl: u64,
+    /// GeoIP databases for `asn` and `geo.*` caveats (none: they fail).
+    pub geo: Option<Arc<crate::geo::MaxMind>>,
 }
+
+/// Onezone's default longest lifetime of a temporary token: one week.
+pub const DEFAULT_MAX_TEMPORARY_TTL: u64 = 7 * 24 * 3600;
 
 impl Default for ZoneConfig {
     fn default() -> Self {
@@ -52,6 +65,8 @@ impl Default for ZoneConfig {
             location: "onezone".into(),
             lifetimes: Lifetimes::default(),
             auth: AuthConfig::default(),
+            max_temporary_token_ttl: DEFAULT_MAX_TEMPORARY_TTL,
+            geo: None,
         }
     }
 }

@@ -14,13 +14,13 @@ use super::relations::{
     SPACE_PROVIDERS_REL, SPACE_USERS_REL,
 };
 use super::schema::{
-    ADMINS, DELETING, GROUPS, PROVIDERS, SPACES, TOKENS, TOKENS_BY_EXPIRY, TOKENS_BY_TARGET, USERS,
-    USER_NAMES,
+    ADMINS, DELETING, GROUPS, NAMED_TOKENS, NAMED_TOKEN_NAMES, PROVIDERS, SPACES,
+    TEMPORARY_SECRETS, TOKENS, TOKENS_BY_EXPIRY, TOKENS_BY_TARGET, USERS, USER_NAMES,
 };
 use super::{Store, Txn, PAGE_MAX};
 use crate::error::{Entity, Error, Result};
 use crate::model::{
-    now, Group, GroupPrivileges, GroupType, Id, Provider, Space, SpacePrivileges, User,
+    now, Group, GroupPrivileges, GroupType, Id, Provider, Space, SpacePrivileges, Subject, User,
     ZonePrivileges,
 };
 
@@ -118,6 +118,11 @@ impl Store {
                 Entity::Provider => tx.delete(&PROVIDERS, id),
                 _ => return Err(Error::NotFound(kind)),
             }
+            match kind {
+                Entity::User => tx.delete(&TEMPORARY_SECRETS, &Subject::User(*id)),
+                Entity::Provider => tx.delete(&TEMPORARY_SECRETS, &Subject::Provider(*id)),
+                _ => {}
+            }
             tx.put(&DELETING, &(kind, *id), &())?;
             Ok(tx.done(()))
         })
@@ -174,6 +179,31 @@ impl Store {
                 if keys.len() + 2 > budget {
                     return Ok(keys);
                 }
+            }
+        }
+        // Named tokens of a user or provider: index entry and record.
+        let subject = match kind {
+            Entity::User => Some(Subject::User(*id)),
+            Entity::Provider => Some(Subject::Provider(*id)),
+            _ => None,
+        };
+        if let Some(subject) = subject.filter(|_| keys.is_empty()) {
+            let prefix = NAMED_TOKEN_NAMES.sub_prefix(&subject);
+            let sub = &prefix[NAMED_TOKEN_NAMES.prefix().len()..];
+            let (named, _) = self
+                .page(
+                    &NAMED_TOKEN_NAMES,
+                    sub,
+                    None,
+                    (budget / 2).clamp(1, PAGE_MAX),
+                )
+                .await?;
+            for (key, t) in named {
+                keys.push(NAMED_TOKEN_NAMES.key(&key));
+                keys.push(NAMED_TOKENS.key(&t));
+            }
+            if !keys.is_empty() {
+                return Ok(keys);
             }
         }
         // Tokens minted for the entity: record and both index entries.

@@ -149,6 +149,59 @@ impl Store {
                 }
             }
         }
+        // Named tokens: every record decodes, has a live subject (or one
+        // still cascading) and its name index entry, and every index entry
+        // points at a record of that subject and name.
+        let named = for_each(
+            snap,
+            &schema::NAMED_TOKENS,
+            |id, raw| match schema::NAMED_TOKENS.decode(raw) {
+                Ok(rec) => Some(Ok((id, rec))),
+                Err(e) => Some(Err(format!("named token {id}: {e}"))),
+            },
+        )
+        .await?;
+        let named = split(named, &mut problems);
+        for chunk in named.chunks((limit / 2).max(1)) {
+            let mut keys = Vec::with_capacity(chunk.len() * 2);
+            for (_, rec) in chunk {
+                let (kind, sid) = super::named::subject_entity(&rec.subject);
+                keys.push(schema::NAMED_TOKEN_NAMES.key(&(rec.subject, rec.name.clone())));
+                keys.push(schema::entity_key(kind, &sid).unwrap_or_default());
+            }
+            let got = get(snap, &keys).await?;
+            for ((id, rec), pair) in chunk.iter().zip(got.chunks(2)) {
+                if pair[0].as_deref() != Some(id.as_bytes()) {
+                    problems.push(format!("named token {id}: its name index entry is missing"));
+                }
+                let (kind, sid) = super::named::subject_entity(&rec.subject);
+                if pair[1].is_none() && !dying(kind, &sid) {
+                    problems.push(format!("named token {id}: its subject does not exist"));
+                }
+            }
+        }
+        let names = for_each(snap, &schema::NAMED_TOKEN_NAMES, |key, raw| {
+            Some((key, raw.to_vec()))
+        })
+        .await?;
+        for chunk in names.chunks(limit) {
+            let keys: Vec<Vec<u8>> = chunk
+                .iter()
+                .map(|(_, id)| [schema::NAMED_TOKENS.prefix().as_slice(), id].concat())
+                .collect();
+            for (((subject, name), _), v) in chunk.iter().zip(get(snap, &keys).await?) {
+                let ok = v
+                    .and_then(|raw| schema::NAMED_TOKENS.decode(&raw).ok())
+                    .is_some_and(|r| r.subject == *subject && r.name == *name);
+                if !ok {
+                    problems.push(format!(
+                        "named token name index {name:?} does not point at its token"
+                    ));
+                }
+            }
+        }
+        let bad = undecodable(snap, schema::TEMPORARY_SECRETS.name).await?;
+        problems.extend(bad.into_iter().map(|e| format!("temporary secret: {e}")));
         // Index entries without a record are left by interrupted mints of
         // older releases: readers skip them and purging removes them.
         let bad = undecodable(snap, schema::ROOT_KEYS.name).await?;

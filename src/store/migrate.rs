@@ -11,6 +11,11 @@
 //!   type (`role`) in guarded chunks that record how far they got.
 //! - 4: the index of administrators (`admin_userid`), built from the user
 //!   records in chunks the same way.
+//! - 5: the tables of Onedata 20.02+ tokens (`tokenid_namedtoken`,
+//!   `subject_tokenname_tokenid`, `subject_temporarysecret`). A version 4
+//!   store has none of their keys, so the step only writes the version; it
+//!   exists so that releases which do not know these tables refuse a store
+//!   that may hold them instead of calling their keys stray.
 
 use super::schema::{GROUPS, META};
 use crate::codec::{self, CodecError};
@@ -20,7 +25,7 @@ use crate::error::{Error, Result};
 use crate::model::{Group, GroupType};
 
 /// The current schema version.
-pub const SCHEMA: u8 = 4;
+pub const SCHEMA: u8 = 5;
 
 /// Entries per chunk of a migration.
 const CHUNK: usize = 500;
@@ -142,6 +147,7 @@ pub async fn to_current(engine: &dyn Engine) -> Result<()> {
                 }
                 set_version(engine, None, SCHEMA).await?;
             }
+            Some([4]) => set_version(engine, Some(4), 5).await?,
             Some([3]) => {
                 index_admins(engine).await?;
                 set_version(engine, Some(3), 4).await?;

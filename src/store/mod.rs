@@ -7,7 +7,8 @@
 //!   its invariant holds for any number of `Store` instances on one engine.
 //! - [`generation`]: caches (reached groups, root keys) validated against
 //!   generations renewed in the same commit as the change.
-//! - entities, relations, tokens, keys: the operations on each kind of data.
+//! - entities, relations, tokens, keys, named (20.02+ named tokens and
+//!   temporary-token secrets): the operations on each kind of data.
 //! - [`maintenance`]: chunked purging, backup copies, the consistency check.
 //! - [`migrate`]: schema migrations, in chunks.
 //! - [`dataset`]: whole data sets in and out (JSON).
@@ -22,6 +23,7 @@ pub mod generation;
 mod keys;
 pub mod maintenance;
 pub mod migrate;
+mod named;
 mod relations;
 pub mod schema;
 mod tokens;
@@ -39,6 +41,7 @@ pub use dataset::{
 };
 pub use entities::{MAX_NAME, MAX_USERNAME};
 pub use keys::{KeyInfo, KeySet};
+pub use named::subject_entity;
 pub(crate) use relations::require_in;
 pub use relations::{
     Relation, GROUP_CHILDREN_REL, GROUP_USERS_REL, SPACE_GROUPS_REL, SPACE_PROVIDERS_REL,

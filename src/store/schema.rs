@@ -30,6 +30,11 @@
 //! | `keyid_rootkey` | key id (u32 big-endian) | [`RootKey`] |
 //! | `deleting` | entity kind (1 byte) ++ id | empty: a deletion whose cascade is still running |
 //! | `admin_userid` | user id | empty: the user holds zone `set_privileges` (an administrator) |
+//! | `tokenid_namedtoken` | token id | [`NamedToken`] (20.02+ named tokens) |
+//! | `subject_tokenname_tokenid` | subject ++ token name (UTF-8) | token id: the unique-name index, also the subject's list |
+//! | `subject_temporarysecret` | subject | [`TemporarySecret`] |
+//!
+//! A subject is one tag byte (`u` user, `p` provider) ++ its id.
 //!
 //! Values that are records go through [`crate::codec`] (version byte + bincode 2).
 
@@ -38,8 +43,8 @@ use std::marker::PhantomData;
 use crate::codec::{self, CodecError};
 use crate::error::{Entity, Error, Result};
 use crate::model::{
-    Group, GroupPrivileges, Id, PrivSet, Provider, RootKey, Space, SpacePrivileges, Support,
-    TokenRecord, User,
+    Group, GroupPrivileges, Id, NamedToken, PrivSet, Provider, RootKey, Space, SpacePrivileges,
+    Subject, Support, TemporarySecret, TokenRecord, User,
 };
 
 /// A table: the keys of the flat keyspace that start with `name/`, with a
@@ -194,6 +199,39 @@ impl KeyPart for (Entity, Id) {
     }
 }
 
+impl KeyPart for Subject {
+    fn put(&self, out: &mut Vec<u8>) {
+        let (tag, id) = match self {
+            Subject::User(id) => (b'u', id),
+            Subject::Provider(id) => (b'p', id),
+        };
+        out.push(tag);
+        id.put(out);
+    }
+    fn take(bytes: &[u8]) -> Option<Self> {
+        let (tag, id) = bytes.split_first()?;
+        let id = Id::from_slice(id)?;
+        match tag {
+            b'u' => Some(Subject::User(id)),
+            b'p' => Some(Subject::Provider(id)),
+            _ => None,
+        }
+    }
+}
+
+impl KeyPart for (Subject, String) {
+    fn put(&self, out: &mut Vec<u8>) {
+        self.0.put(out);
+        self.1.put(out);
+    }
+    fn take(bytes: &[u8]) -> Option<Self> {
+        if bytes.len() < 33 {
+            return None;
+        }
+        Some((Subject::take(&bytes[..33])?, String::take(&bytes[33..])?))
+    }
+}
+
 fn entity_tag(e: Entity) -> u8 {
     match e {
         Entity::User => b'u',
@@ -235,7 +273,17 @@ macro_rules! records {
     )*};
 }
 
-records!(User, Group, Space, Provider, Support, TokenRecord, RootKey);
+records!(
+    User,
+    Group,
+    Space,
+    Provider,
+    Support,
+    TokenRecord,
+    RootKey,
+    NamedToken,
+    TemporarySecret
+);
 
 /// Privilege sets of any kind.
 impl<P> StoredValue for PrivSet<P> {
@@ -328,8 +376,15 @@ pub const DELETING: Table<(Entity, Id), ()> = table("deleting");
 /// Users holding the zone privilege `set_privileges`: the zone's administrators.
 pub const ADMINS: Table<Id, ()> = table("admin_userid");
 
+/// Onedata 20.02+ named tokens by id.
+pub const NAMED_TOKENS: Table<Id, NamedToken> = table("tokenid_namedtoken");
+/// Named token ids by subject and name: unique names, and each subject's list.
+pub const NAMED_TOKEN_NAMES: Table<(Subject, String), Id> = table("subject_tokenname_tokenid");
+/// The temporary-token secret of each subject.
+pub const TEMPORARY_SECRETS: Table<Subject, TemporarySecret> = table("subject_temporarysecret");
+
 /// Names of every table, for the consistency check.
-pub const TABLES: [&str; 23] = [
+pub const TABLES: [&str; 26] = [
     META.name,
     GENERATION.name,
     USERS.name,
@@ -353,6 +408,9 @@ pub const TABLES: [&str; 23] = [
     ROOT_KEYS.name,
     DELETING.name,
     ADMINS.name,
+    NAMED_TOKENS.name,
+    NAMED_TOKEN_NAMES.name,
+    TEMPORARY_SECRETS.name,
 ];
 
 /// The record table of an entity kind.
@@ -416,5 +474,15 @@ mod tests {
         // Big-endian expiry keys sort by time.
         assert!(TOKENS_BY_EXPIRY.key(&(1, b)) < TOKENS_BY_EXPIRY.key(&(256, a)));
         assert_eq!(entity_key(Entity::User, &a).unwrap(), USERS.key(&a));
+        let named = (Subject::Provider(a), "my token".to_string());
+        let k = NAMED_TOKEN_NAMES.key(&named);
+        assert_eq!(NAMED_TOKEN_NAMES.decode_key(&k).unwrap(), named);
+        assert!(k.starts_with(&NAMED_TOKEN_NAMES.sub_prefix(&Subject::Provider(a))));
+        assert_eq!(
+            TEMPORARY_SECRETS
+                .decode_key(&TEMPORARY_SECRETS.key(&Subject::User(b)))
+                .unwrap(),
+            Subject::User(b)
+        );
     }
 }

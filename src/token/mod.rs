@@ -90,6 +90,9 @@ pub struct Lifetimes {
     pub access: u64,
     /// Provider root tokens.
     pub provider: u64,
+    /// Longest lifetime of a 20.02+ temporary token (Onezone's
+    /// `max_temporary_token_ttl`).
+    pub max_temporary_ttl: u64,
 }
 
 impl Default for Lifetimes {
@@ -99,6 +102,7 @@ impl Default for Lifetimes {
             space_create: 7 * 24 * 3600,
             access: 30 * 24 * 3600,
             provider: 10 * 365 * 24 * 3600,
+            max_temporary_ttl: 7 * 24 * 3600,
         }
     }
 }

@@ -1548,6 +1548,7 @@ impl Env {
                 space_create: 0,
                 access: 0,
                 provider: 0,
+                ..Lifetimes::default()
             },
             ..ZoneConfig::default()
         })
