@@ -559,3 +559,67 @@ fn pymacaroons_attenuates_v2_tokens_that_ozmint_verifies() {
         }
     }
 }
+
+/// A named token minted through `POST /user/tokens/named`, attenuated by
+/// pymacaroons, holds on the HTTP API to the caveat python added.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_named_token_attenuated_by_pymacaroons_holds_on_the_rest_api() {
+    let py = match tokio::task::spawn_blocking(python)
+        .await
+        .unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()))
+    {
+        Some(py) => py,
+        None => return,
+    };
+    let s = testkit::server::start_demo().await;
+    let resp = s
+        .client
+        .post(s.url("/user/tokens/named"))
+        .basic_auth("guest", Some("guest"))
+        .json(&serde_json::json!({ "name": "for python" }))
+        .send()
+        .await
+        .expect("create");
+    assert_eq!(resp.status(), 201);
+    let body: serde_json::Value = resp.json().await.expect("JSON");
+    let token = body["token"].as_str().expect("token").to_owned();
+    let probe = |t: String| {
+        let s = &s;
+        async move {
+            s.client
+                .get(s.url("/user/tokens/named"))
+                .header("x-auth-token", t)
+                .send()
+                .await
+                .expect("probe")
+        }
+    };
+    for (caveat, ok) in [
+        ("ip = 127.0.0.0/8", true),
+        ("ip = 10.0.0.0/8", false),
+        ("interface = oneclient", false),
+        ("api = ozw/get/user.*.*:*", true),
+        ("api = ozw/get/space.*.*:*", false),
+    ] {
+        let (py, t) = (py.clone(), token.clone());
+        let plain = tokio::task::spawn_blocking(move || py_attenuate(&py, &t, caveat))
+            .await
+            .expect("attenuate task");
+        for form in [plain.clone(), onedata::escape(&plain)] {
+            let resp = probe(form).await;
+            let status = resp.status().as_u16();
+            let v: serde_json::Value = resp.json().await.expect("JSON");
+            if ok {
+                assert_eq!(status, 200, "{caveat}: {v}");
+            } else {
+                assert_eq!(status, 401, "{caveat}: {v}");
+                assert_eq!(
+                    v["error"]["details"]["authError"]["id"], "tokenCaveatUnverified",
+                    "{caveat}: {v}"
+                );
+            }
+        }
+    }
+    // The unattenuated token still works.
+    assert_eq!(probe(token).await.status(), 200);
+}
