@@ -240,6 +240,124 @@ _exam["properties"].update({
 _exam["required"] = list(_exam["properties"])
 SCHEMAS["TokenExamination"] = _exam
 
+# --- Onedata 20.02+ tokens (Onezone's shapes, ONEZONE-MODERN.md 1.2-1.4) -----
+
+MAX_CAVEATS = 64
+MAX_CUSTOM_METADATA = 4096
+CAVEAT_TYPES = [
+    "time", "ip", "asn", "geo.country", "geo.region", "service", "consumer", "interface",
+    "api", "data.readonly", "data.path", "data.objectid",
+]
+
+
+def open_obj(props, required=None, **extra):
+    """An object whose other members the server ignores (as Onezone does)."""
+    out = obj(props, required, **extra)
+    out["additionalProperties"] = True
+    return out
+
+
+SCHEMAS.update({
+    "ModernError": obj({
+        "error": obj({
+            "id": {"type": "string", "description": "Onezone's error id, e.g. `badValueToken`."},
+            "description": {"type": "string", "description": "Human-readable text (never a secret)."},
+            "details": {"type": "object", "description": "The error's parameters, as Onezone gives them."},
+        }, required=["id", "description"]),
+    }, description="An error of the 20.02+ endpoints, in Onezone's shape."),
+    "TokenSubject": obj({
+        "type": {"type": "string", "enum": ["user", "oneprovider", "nobody"]},
+        "id": {"type": "string", "nullable": True,
+               "description": "`null` for `nobody` (a legacy token carries no subject)."},
+    }),
+    "TokenType": {
+        "type": "object", "minProperties": 1, "maxProperties": 1,
+        "description": "`{\"accessToken\": {}}`, `{\"identityToken\": {}}` or "
+                       "`{\"inviteToken\": {\"inviteType\", \"<targetKey>\", \"parameters\"}}`.",
+        "properties": {
+            "accessToken": {"type": "object"},
+            "identityToken": {"type": "object"},
+            "inviteToken": {"type": "object"},
+        },
+    },
+    "Caveat": {
+        "type": "object",
+        "description": "A caveat in Onezone's JSON form, e.g. `{\"type\": \"time\", \"validUntil\": N}`. "
+                       "Types: " + ", ".join(f"`{t}`" for t in CAVEAT_TYPES) + ".",
+        "properties": {"type": {"type": "string"}},
+    },
+    "Caveats": {"type": "array", "items": schema("Caveat"), "maxItems": MAX_CAVEATS},
+    "NamedTokenCreateRequest": open_obj({
+        "name": {"type": "string", "minLength": 2, "maxLength": 512,
+                 "description": "2 to 128 characters: letters, digits, `()` and `_`; `-`, space and "
+                                "`.` in the middle. Unique among the subject's named tokens."},
+        "type": schema("TokenType"),
+        "caveats": schema("Caveats"),
+        "customMetadata": {"type": "object",
+                           "description": f"At most {MAX_CUSTOM_METADATA} bytes of JSON."},
+        "revoked": {"type": "boolean", "default": False},
+    }, required=["name"]),
+    "NamedTokenCreated": obj({"tokenId": schema("Id"), "token": schema("Token")}),
+    "NamedTokenUpdateRequest": open_obj({
+        "name": {"type": "string"},
+        "customMetadata": {"type": "object"},
+        "revoked": {"type": "boolean"},
+    }, required=[], description="At least one of `name`, `customMetadata`, `revoked`."),
+    "NamedToken": obj({
+        "id": schema("Id"),
+        "name": {"type": "string"},
+        "subject": schema("TokenSubject"),
+        "type": schema("TokenType"),
+        "caveats": {"type": "array", "items": schema("Caveat")},
+        "metadata": open_obj({
+            "creationTime": {"type": "integer", "minimum": 0, "description": "Unix seconds."},
+            "custom": {"type": "object"},
+        }),
+        "revoked": {"type": "boolean"},
+        "token": schema("Token"),
+    }),
+    "TokenIds": obj({"tokens": {"type": "array", "items": schema("Id")}}),
+    "NamedTokenStatus": obj({"revoked": {"type": "boolean"}}),
+    "TemporaryTokenCreateRequest": open_obj({
+        "type": schema("TokenType"),
+        "caveats": schema("Caveats"),
+    }, required=["caveats"], description="A `time` caveat within the largest ttl is required."),
+    "TemporaryTokenGeneration": obj({"generation": {"type": "integer", "minimum": 1}}),
+    "TokenConfineRequest": open_obj({"token": schema("Token"), "caveats": schema("Caveats")}),
+    "ModernTokenExamination": obj({
+        "onezoneDomain": {"type": "string"},
+        "id": {"type": "string"},
+        "persistence": {"type": "string", "enum": ["named", "temporary"]},
+        "subject": schema("TokenSubject"),
+        "type": schema("TokenType"),
+        "caveats": {"type": "array", "items": schema("Caveat")},
+    }, description="A 20.02+ token's examination: what it says, without verification."),
+    "VerificationResult": obj({
+        "subject": schema("TokenSubject"),
+        "ttl": {"type": "integer", "nullable": True,
+                "description": "Seconds left (the earliest `time` caveat), `null` without one."},
+    }),
+    "CurrentTime": obj({"timeMillis": {"type": "integer", "minimum": 0}}),
+})
+_peer = {"type": "string", "description": "An IPv4 address (default: the requester's)."}
+_iface = {"type": "string", "enum": ["rest", "oneclient", "graphsync"]}
+_consumer = {"type": "string", "nullable": True,
+             "description": "The consumer's identity token; absent: the requester; `null`: nobody."}
+SCHEMAS["VerifyAccessTokenRequest"] = open_obj({
+    "token": schema("Token"), "peerIp": _peer, "interface": _iface,
+    "serviceToken": {"type": "string", "description": "The service's identity token."},
+    "consumerToken": _consumer,
+    "allowDataAccessCaveats": {"type": "boolean", "default": False},
+}, required=["token"])
+SCHEMAS["VerifyIdentityTokenRequest"] = open_obj({
+    "token": schema("Token"), "peerIp": _peer, "interface": _iface,
+    "serviceToken": {"type": "string"}, "consumerToken": _consumer,
+}, required=["token"])
+SCHEMAS["VerifyInviteTokenRequest"] = open_obj({
+    "token": schema("Token"), "peerIp": _peer, "consumerToken": _consumer,
+    "expectedInviteType": {"type": "string", "description": "An invite type, or `any` (default)."},
+}, required=["token"])
+
 
 def error_response(description, headers=None):
     out = {"description": description,
@@ -273,6 +391,19 @@ RESPONSES = {
         "The store is unavailable or busy, or the request took too long; retry.", RETRY_AFTER),
     "InsufficientStorage": error_response("The store is out of space: nothing was written."),
 }
+# The 20.02+ endpoints answer errors in Onezone's shape, with the same statuses.
+for _name, _resp in list(RESPONSES.items()):
+    _m = json.loads(json.dumps(_resp))
+    _m["content"]["application/json"]["schema"] = schema("ModernError")
+    RESPONSES["Modern" + _name] = _m
+RESPONSES["ModernBadRequest"]["description"] = (
+    "Malformed or invalid input, or a token that does not verify: Onezone's error id "
+    "(`badValueToken`, `badValueJSON`, `missingRequiredValue`, `badValueName`, "
+    "`badValueIdentifierOccupied`, `tokenTimeCaveatRequired`, `notAnAccessToken`, "
+    "`tokenRevoked`, `tokenCaveatUnverified`, ...) with its details.")
+RESPONSES["ModernUnauthorized"]["description"] = (
+    "No credentials, or credentials that are not valid (`unauthorized`, the token's error "
+    "as `details.authError`).")
 STATUS_REF = {
     "400": "BadRequest", "401": "Unauthorized", "403": "Forbidden", "404": "NotFound",
     "409": "Conflict", "413": "PayloadTooLarge", "429": "TooManyRequests",
@@ -299,6 +430,7 @@ PARAM_TEXT = {
     "sid": "A space id.",
     "tid": "A token id (or, for client tokens, the whole token).",
     "kid": "A root key id (a non-negative integer).",
+    "name": "A named token's name.",
 }
 
 
@@ -324,8 +456,10 @@ def path_params(path):
         if seg.startswith("{"):
             name = seg[1:-1]
             s = schema("Id")
-            if name == "tid":
+            if name in ("tid", "name"):
                 s = {"type": "string", "minLength": 1}
+            if name == "id" and path.startswith("/tokens/named/"):
+                s = schema("Id")
             if name == "kid":
                 s = {"type": "string", "pattern": "^[0-9]{1,10}$"}
             p = {"name": name, "in": "path", "required": True,
@@ -360,10 +494,12 @@ def empty(status, description):
 
 
 PATHS = {}
+DOC_SECURITY = [{"basic": []}, {"bearer": []}, {"xAuthToken": []}, {"macaroon": []}]
 
 
 def op(method, path, summary, responses, errors, description="", body=None,
-       paged=False, tag=None, auth=True, op_id=None):
+       paged=False, tag=None, auth=True, op_id=None, modern=False,
+       optional_auth=False):
     """One operation. `errors`: the statuses beyond those every authenticated
     operation can answer (400, 401, 403, 413, 429, 431, 500, 503)."""
     full = PREFIX + path if not path.startswith("!") else path[1:]
@@ -376,7 +512,7 @@ def op(method, path, summary, responses, errors, description="", body=None,
         statuses.add("507")
     resp = dict(responses)
     for st in sorted(statuses):
-        resp[st] = ref("responses", STATUS_REF[st])
+        resp[st] = ref("responses", ("Modern" if modern else "") + STATUS_REF[st])
     o = {
         "operationId": op_id or (method + path.replace("/", "_").replace("{", "").replace("}", "").replace(".", "_").replace("!", "")),
         "summary": summary,
@@ -395,6 +531,8 @@ def op(method, path, summary, responses, errors, description="", body=None,
         o["requestBody"] = body
     if not auth:
         o["security"] = []
+    if optional_auth:
+        o["security"] = [{}] + DOC_SECURITY
     PATHS.setdefault(full, {})[method] = o
 
 
@@ -462,10 +600,90 @@ op("delete", "/tokens/{tid}", "Revoke a token (ozmint)",
    empty("204", "Revoked."), ["404"],
    "To whoever may mint such a token, the subject it authenticates, or `oz_tokens_manage`.",
    tag="tokens")
-op("post", "/tokens/examine", "Describe a token (ozmint)",
-   ok("TokenExamination"), ["404"],
-   "The record of a token this zone minted and whether it verifies now.",
-   body=json_body("TokenExamineRequest"), tag="tokens")
+op("post", "/tokens/examine", "Describe a token",
+   {"200": {"description": "A 20.02+ token: what it says, without verification and without "
+                           "credentials (Onezone's answer). A legacy token (ozmint): the record "
+                           "of a token this zone minted and whether it verifies now.",
+            "content": {"application/json": {"schema": {"oneOf": [
+                schema("ModernTokenExamination"), schema("TokenExamination")]}}}}},
+   ["404"],
+   "A 20.02+ token is examined as Onezone does, publicly, with errors in Onezone's shape; "
+   "any other token needs credentials and answers the legacy shape.",
+   body=json_body("TokenExamineRequest"), tag="tokens", optional_auth=True)
+_examine = PATHS[PREFIX + "/tokens/examine"]["post"]["responses"]
+_examine["400"] = {
+    "description": "Malformed input or credentials (the legacy shape), or a 20.02+ token that "
+                   "does not parse (Onezone's shape, `badValueToken`).",
+    "content": {"application/json": {"schema": {"oneOf": [
+        schema("Error"), schema("ModernError")]}}}}
+
+# --- Onedata 20.02+ tokens ----------------------------------------------------
+
+OWNERS = [
+    # (path prefix, whose, who may)
+    ("/user", "the calling user's", "The calling user."),
+    ("/users/{id}", "a user's", "The user, or the zone privilege `oz_tokens_manage`."),
+    ("/provider", "the calling provider's", "The calling provider."),
+    ("/providers/{id}", "a provider's", "The provider, or the zone privilege `oz_tokens_manage`."),
+]
+for prefix, whose, who in OWNERS:
+    op("post", f"{prefix}/tokens/named", f"Create one of {whose} named tokens",
+       {"201": {"description": "Created; `Location: /tokens/named/{tokenId}`.",
+                "headers": {"Location": {"schema": {"type": "string"}}},
+                "content": {"application/json": {"schema": schema("NamedTokenCreated")}}}},
+       ["404"], who + " Not with an attenuated token.",
+       body=json_body("NamedTokenCreateRequest"), tag="tokens", modern=True)
+    op("get", f"{prefix}/tokens/named", f"List {whose} named tokens", ok("TokenIds"), ["404"],
+       who, tag="tokens", modern=True)
+    op("delete", f"{prefix}/tokens/named", f"Delete all {whose} named tokens",
+       empty("204", "Deleted."), ["404"], who, tag="tokens", modern=True)
+    op("get", f"{prefix}/tokens/named/name/{{name}}", f"Get one of {whose} named tokens by name",
+       ok("NamedToken"), ["404"], who, tag="tokens", modern=True)
+    op("post", f"{prefix}/tokens/temporary", f"Create one of {whose} temporary tokens",
+       ok("TokenResponse", "Created (not stored: it verifies against the subject's shared "
+                           "secret of the current generation).", "201"),
+       ["404"], who + " Not with an attenuated token. A `time` caveat within "
+       "`tokens.max_temporary_ttl` is required (`tokenTimeCaveatRequired`).",
+       body=json_body("TemporaryTokenCreateRequest"), tag="tokens", modern=True)
+    op("get", f"{prefix}/tokens/temporary", f"Get the generation of {whose} temporary tokens",
+       ok("TemporaryTokenGeneration"), ["404"], who, tag="tokens", modern=True)
+    op("delete", f"{prefix}/tokens/temporary", f"Revoke all {whose} temporary tokens",
+       empty("204", "Revoked: a new secret, the next generation."), ["404"], who,
+       tag="tokens", modern=True)
+op("get", "/tokens/named", "List every named token", ok("TokenIds"), [],
+   "Needs the zone privilege `oz_tokens_manage`.", tag="tokens", modern=True)
+op("get", "/tokens/named/{id}", "Get a named token", ok("NamedToken"), ["404"],
+   "Its subject, or the zone privilege `oz_tokens_manage`.", tag="tokens", modern=True)
+op("patch", "/tokens/named/{id}", "Rename, revoke or unrevoke a named token, or set its metadata",
+   empty("204", "Changed."), ["404"],
+   "Its subject, or the zone privilege `oz_tokens_manage`.",
+   body=json_body("NamedTokenUpdateRequest"), tag="tokens", modern=True)
+op("delete", "/tokens/named/{id}", "Delete a named token", empty("204", "Deleted."), ["404"],
+   "Its subject, or the zone privilege `oz_tokens_manage`.", tag="tokens", modern=True)
+op("get", "/tokens/named/{id}/status", "Whether a named token is revoked",
+   ok("NamedTokenStatus"), ["404"],
+   "Its subject, or the zone privilege `oz_tokens_manage`.", tag="tokens", modern=True)
+
+PUBLIC_ERRORS = ["400", "401", "429", "503"]
+op("post", "/tokens/confine", "Add caveats to a token", ok("TokenResponse", "The confined token."),
+   PUBLIC_ERRORS, "Public. The token is not verified; the caveats are appended in order.",
+   body=json_body("TokenConfineRequest"), tag="tokens", auth=False, optional_auth=True,
+   modern=True)
+for kind, what, extra in [
+    ("access", "an access token", "Data access caveats only with `allowDataAccessCaveats`."),
+    ("identity", "an identity token", ""),
+    ("invite", "an invite token", "Not its usage limit nor its issuer's privileges."),
+]:
+    op("post", f"/tokens/verify_{kind}_token", f"Verify {what}",
+       ok("VerificationResult", "It verifies: its subject and ttl."), PUBLIC_ERRORS,
+       "Public. Credentials, if any, name the default consumer. A token that does not verify "
+       "is a 400 with the token's error. " + extra,
+       body=json_body(f"Verify{kind.capitalize()}TokenRequest"), tag="tokens", auth=False,
+       optional_auth=True, modern=True)
+op("get", "/provider/public/get_current_time", "The zone's clock",
+   ok("CurrentTime", "Milliseconds since the Unix epoch."), PUBLIC_ERRORS,
+   "Public (for computing `time` caveats).", tag="tokens", auth=False, optional_auth=True,
+   modern=True)
 op("get", "/keys", "List root keys (ozmint)", ok("Keys"), [],
    "Needs the zone privilege `oz_tokens_manage`. Secrets are never shown.", tag="keys")
 op("post", "/keys", "Rotate the root key (ozmint)",
@@ -666,7 +884,7 @@ DOC = {
         ),
     },
     "servers": [{"url": "/", "description": "The server itself (paths carry the API prefix)."}],
-    "security": [{"basic": []}, {"bearer": []}, {"xAuthToken": []}, {"macaroon": []}],
+    "security": DOC_SECURITY,
     "tags": [{"name": t} for t in
              ["tokens", "providers", "keys", "users", "user", "groups", "spaces", "service"]],
     "paths": dict(sorted(PATHS.items())),

@@ -85,6 +85,8 @@ pub async fn handle(app: Arc<App>, req: Request<Incoming>, conn: ConnInfo) -> Re
                 // A wrong method on a known resource is still that resource's.
                 template = ep.template();
                 match (routes::allow(&ep, req.method()), body) {
+                    // The 20.02+ endpoints answer these in Onezone's shape too.
+                    (Err(e), _) | (Ok(()), Err(e)) if ep.is_modern() => Err(e.modern()),
                     (Err(e), _) | (Ok(()), Err(e)) => Err(e),
                     (Ok(()), Ok(body)) => api::dispatch(&app, ep, req, body, conn.peer.ip()).await,
                 }
