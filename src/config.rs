@@ -63,6 +63,25 @@ pub struct Config {
     pub metrics: MetricsConfig,
     /// GeoIP databases for the `asn`, `geo.country` and `geo.region` caveats.
     pub geoip: GeoIpConfig,
+    /// Providers: when one counts as online.
+    pub providers: ProvidersConfig,
+}
+
+/// Providers' `online` flag.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ProvidersConfig {
+    /// A provider is online while its last authenticated request is at most
+    /// this many seconds old.
+    pub online_window_secs: u64,
+}
+
+impl Default for ProvidersConfig {
+    fn default() -> Self {
+        ProvidersConfig {
+            online_window_secs: crate::ops::DEFAULT_ONLINE_WINDOW,
+        }
+    }
 }
 
 /// GeoIP databases (MaxMind format). Without one, the caveats that need it
@@ -92,6 +111,7 @@ impl Default for Config {
             log: LogConfig::default(),
             metrics: MetricsConfig::default(),
             geoip: GeoIpConfig::default(),
+            providers: ProvidersConfig::default(),
         }
     }
 }
@@ -427,6 +447,7 @@ impl Config {
             ("tokens.access", self.tokens.access),
             ("tokens.provider", self.tokens.provider),
             ("tokens.max_temporary_ttl", self.tokens.max_temporary_ttl),
+            ("providers.online_window_secs", self.providers.online_window_secs),
         ] {
             if v == 0 {
                 return bad(k, "must be a positive number of seconds");

@@ -291,6 +291,7 @@ pub async fn start(
                 ..AuthConfig::default()
             },
             max_temporary_token_ttl: config.tokens.max_temporary_ttl,
+            online_window: config.providers.online_window_secs,
             geo: geo_of(config).map_err(fail("opening the GeoIP databases"))?,
         },
     )

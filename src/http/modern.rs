@@ -256,6 +256,7 @@ pub(super) async fn public(
         consumer,
         allow_data_access,
         session: SessionPolicy::Any,
+        ignored: &[],
     };
     let (verified, _) = match ep {
         VerifyAccessToken => {

@@ -27,6 +27,7 @@ pub mod providers;
 pub mod temporary_tokens;
 pub mod token_auth;
 pub mod tokens;
+pub mod scope;
 pub mod users;
 
 use std::sync::Arc;
@@ -54,7 +55,13 @@ pub struct ZoneConfig {
     pub max_temporary_token_ttl: u64,
     /// GeoIP databases for `asn` and `geo.*` caveats (none: they fail).
     pub geo: Option<Arc<crate::geo::MaxMind>>,
+    /// Seconds: a provider is online while its last authenticated request
+    /// is at most this old.
+    pub online_window: u64,
 }
+
+/// The default [`ZoneConfig::online_window`]: one minute.
+pub const DEFAULT_ONLINE_WINDOW: u64 = 60;
 
 /// Onezone's default longest lifetime of a temporary token: one week.
 pub const DEFAULT_MAX_TEMPORARY_TTL: u64 = 7 * 24 * 3600;
@@ -67,6 +74,7 @@ impl Default for ZoneConfig {
             auth: AuthConfig::default(),
             max_temporary_token_ttl: DEFAULT_MAX_TEMPORARY_TTL,
             geo: None,
+            online_window: DEFAULT_ONLINE_WINDOW,
         }
     }
 }
@@ -76,6 +84,8 @@ pub struct Zone {
     store: Arc<Store>,
     config: ZoneConfig,
     auth: auth::Authenticator,
+    /// When this process last recorded each provider's last request.
+    seen: providers::SeenCache,
 }
 
 impl Zone {
@@ -86,6 +96,7 @@ impl Zone {
             auth: auth::Authenticator::new(&config.auth),
             store,
             config,
+            seen: providers::SeenCache::default(),
         })
     }
 

@@ -12,10 +12,103 @@ use super::authorize::{allowed, Action};
 use super::tokens::Minted;
 use super::{Caller, Zone};
 use crate::error::{Entity, Error, Result};
-use crate::model::{now, Id, SpacePrivileges, Support, TokenKind, TokenRecord, TokenState};
-use crate::store::schema::{GENERATION, SPACE_PROVIDERS, TOKENS};
+use std::collections::HashMap;
+
+use crate::engine::Durability;
+use crate::model::{
+    now, Id, Provider, SpacePrivileges, Support, TokenKind, TokenRecord, TokenState,
+};
+use crate::store::schema::{
+    GENERATION, PROVIDERS, PROVIDER_SEEN, PROVIDER_VERSIONS, SPACE_PROVIDERS, TOKENS,
+};
 use crate::store::{require_in, Store, Txn, PAGE_MAX, SPACE_GROUPS_REL, SPACE_PROVIDERS_REL};
 use crate::token::{self, TokenError};
+
+/// Longest provider version string accepted, in bytes.
+pub const MAX_VERSION: usize = 32;
+
+/// Checks a Onedata release version: `MAJOR.MINOR.PATCH` (1 to 4 digits
+/// each, as `18.02.3`, `21.02.7` or `25.0.1`), optionally with a
+/// pre-release suffix `-alphaN`, `-betaN` or `-rcN` (as `20.02.0-beta3`).
+pub fn check_version(v: &str) -> Result<()> {
+    let bad = || {
+        Error::Invalid(format!(
+            "`version` must be a Onedata release version such as 21.02.7 or 20.02.0-rc2 \
+             (MAJOR.MINOR.PATCH, optionally -alphaN, -betaN or -rcN; at most {MAX_VERSION} bytes)"
+        ))
+    };
+    if v.len() > MAX_VERSION {
+        return Err(bad());
+    }
+    let number = |s: &str| !s.is_empty() && s.len() <= 4 && s.bytes().all(|b| b.is_ascii_digit());
+    let (release, pre) = match v.split_once('-') {
+        Some((r, p)) => (r, Some(p)),
+        None => (v, None),
+    };
+    let parts: Vec<&str> = release.split('.').collect();
+    if parts.len() != 3 || !parts.iter().all(|p| number(p)) {
+        return Err(bad());
+    }
+    if let Some(pre) = pre {
+        let n = ["alpha", "beta", "rc"]
+            .iter()
+            .find_map(|k| pre.strip_prefix(k))
+            .ok_or_else(bad)?;
+        if !number(n) {
+            return Err(bad());
+        }
+    }
+    Ok(())
+}
+
+/// When this process last recorded each provider's last request, so that
+/// the store is written at most once per half window per provider.
+#[derive(Debug, Default)]
+pub(crate) struct SeenCache(parking_lot::Mutex<HashMap<Id, u64>>);
+
+/// Most providers [`SeenCache`] remembers (it forgets all beyond).
+const SEEN_CACHE_MAX: usize = 100_000;
+
+/// A provider as its JSON shows it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ProviderInfo {
+    /// Its id.
+    pub id: Id,
+    /// Its record.
+    pub provider: Provider,
+    /// The release version it declared, if any.
+    pub version: Option<String>,
+    /// Whether it made an authenticated request within the online window.
+    pub online: bool,
+}
+
+impl ProviderInfo {
+    /// Onezone's provider JSON (`providerId`, `clusterId`, `name`,
+    /// `domain`, `online`, `creationTime`), with `version` (`null` when
+    /// the provider never declared one).
+    pub fn to_json(&self) -> serde_json::Value {
+        serde_json::json!({
+            "providerId": self.id.to_string(),
+            "clusterId": self.id.to_string(),
+            "name": self.provider.name,
+            "domain": self.provider.domain,
+            "version": self.version,
+            "online": self.online,
+            "creationTime": self.provider.created,
+        })
+    }
+}
+
+/// What `PATCH /provider` changes (at least one).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ProviderPatch {
+    /// A new name.
+    pub name: Option<String>,
+    /// A new domain.
+    pub domain: Option<String>,
+    /// A new release version.
+    pub version: Option<String>,
+}
 
 impl Zone {
     /// Registers a provider and mints its root token, in one commit.
@@ -25,6 +118,22 @@ impl Zone {
         name: &str,
         domain: &str,
     ) -> Result<(Id, Minted)> {
+        self.register_provider_with_version(caller, name, domain, None)
+            .await
+    }
+
+    /// Registers a provider that declares its release `version` (checked
+    /// by [`check_version`]) and mints its root token, in one commit.
+    pub async fn register_provider_with_version(
+        &self,
+        caller: &Caller,
+        name: &str,
+        domain: &str,
+        version: Option<&str>,
+    ) -> Result<(Id, Minted)> {
+        if let Some(v) = version {
+            check_version(v)?;
+        }
         self.require(caller, Action::CreateProvider).await?;
         let retry = std::sync::atomic::AtomicBool::new(false);
         let retry = &retry;
@@ -32,6 +141,9 @@ impl Zone {
             .transact(|mut tx| async move {
                 let pid = Id::random();
                 Store::insert_provider_in(&mut tx, pid, name, domain).await?;
+                if let Some(v) = version {
+                    tx.put(&PROVIDER_VERSIONS, &pid, &v.to_owned())?;
+                }
                 let keys = self
                     .keys_for_mint(retry.swap(true, std::sync::atomic::Ordering::AcqRel))
                     .await?;
@@ -41,6 +153,108 @@ impl Zone {
                 tx.assume(&GENERATION, &"keys", keys.generation().map(<[u8]>::to_vec));
                 Store::insert_token_in(&mut tx, &minted.id, &minted.record)?;
                 Ok(tx.done((pid, minted)))
+            })
+            .await
+    }
+
+    /// Notes that `provider` made an authenticated request now: recorded in
+    /// the store (eventual durability) unless this process recorded it
+    /// within half the online window. A failure to record is logged, never
+    /// returned: it must not fail the request.
+    pub(crate) async fn note_provider_request(&self, provider: Id) {
+        let now = now();
+        let half = (self.config.online_window / 2).max(1);
+        {
+            let mut seen = self.seen.0.lock();
+            if seen.get(&provider).is_some_and(|&t| now < t.saturating_add(half)) {
+                return;
+            }
+            if seen.len() >= SEEN_CACHE_MAX {
+                seen.clear();
+            }
+            seen.insert(provider, now);
+        }
+        let recorded = self
+            .store
+            .transact(|mut tx| async move {
+                tx.set_durability(Durability::Eventual);
+                // Guarded: a provider deleted meanwhile is not brought back.
+                if tx.get(&PROVIDERS, &provider).await?.is_none() {
+                    return Ok(tx.done(()));
+                }
+                if tx.get(&PROVIDER_SEEN, &provider).await?.is_some_and(|t| t >= now) {
+                    return Ok(tx.done(()));
+                }
+                tx.put(&PROVIDER_SEEN, &provider, &now)?;
+                Ok(tx.done(()))
+            })
+            .await;
+        if let Err(e) = recorded {
+            // Try again on the next request.
+            self.seen.0.lock().remove(&provider);
+            tracing::warn!(error = %e, provider = %provider, "could not record a provider's last request");
+        }
+    }
+
+    /// A provider with its version and online flag; `None` if it does not
+    /// exist. No authorization: for the operations that decide it.
+    pub(crate) async fn provider_info(&self, id: &Id) -> Result<Option<ProviderInfo>> {
+        let Some(provider) = self.store.get(&PROVIDERS, id).await? else {
+            return Ok(None);
+        };
+        let version = self.store.get(&PROVIDER_VERSIONS, id).await?;
+        let seen = self.store.get(&PROVIDER_SEEN, id).await?;
+        let online =
+            seen.is_some_and(|t| now().saturating_sub(t) <= self.config.online_window);
+        Ok(Some(ProviderInfo {
+            id: *id,
+            provider,
+            version,
+            online,
+        }))
+    }
+
+    /// A provider, to itself or to whoever may list providers.
+    pub async fn provider(&self, caller: &Caller, id: &Id) -> Result<ProviderInfo> {
+        if caller.subject != crate::model::Subject::Provider(*id) {
+            self.require(caller, Action::ListProviders).await?;
+        }
+        self.provider_info(id)
+            .await?
+            .ok_or(Error::NotFound(Entity::Provider))
+    }
+
+    /// The calling provider changes its name, domain or version.
+    pub async fn update_provider(&self, caller: &Caller, patch: &ProviderPatch) -> Result<()> {
+        let provider = caller.provider_id()?;
+        if patch.name.is_none() && patch.domain.is_none() && patch.version.is_none() {
+            return Err(Error::Invalid(
+                "give at least one of `name`, `domain`, `version`".into(),
+            ));
+        }
+        if let Some(v) = &patch.version {
+            check_version(v)?;
+        }
+        self.store
+            .transact(|mut tx| async move {
+                let mut rec = tx
+                    .get(&PROVIDERS, &provider)
+                    .await?
+                    .ok_or(Error::NotFound(Entity::Provider))?;
+                if patch.name.is_some() || patch.domain.is_some() {
+                    if let Some(n) = &patch.name {
+                        rec.name = n.clone();
+                    }
+                    if let Some(d) = &patch.domain {
+                        rec.domain = d.clone();
+                    }
+                    Store::check_provider(&rec)?;
+                    tx.put(&PROVIDERS, &provider, &rec)?;
+                }
+                if let Some(v) = &patch.version {
+                    tx.put(&PROVIDER_VERSIONS, &provider, v)?;
+                }
+                Ok(tx.done(()))
             })
             .await
     }

@@ -24,7 +24,7 @@ use super::auth::{AuthError, AuthFailure};
 use super::{Caller, Zone};
 use crate::error::{Entity, Error, OzError, Result};
 use crate::model::{now, Id, Subject};
-use crate::token::caveat::{Gri, Interface, Operation, Service, ServiceSpec, WILDCARD};
+use crate::token::caveat::{CaveatKind, Gri, Interface, Operation, Service, ServiceSpec, WILDCARD};
 use crate::token::v2::{
     self, Consumer, Context, Identifier, InviteType, OneproviderService, Persistence, Scope, Token,
     TokenSubject, TokenType, Verified,
@@ -122,6 +122,8 @@ pub struct ContextParts {
     pub allow_data_access: bool,
     /// Which session an access token may be bound to (REST: none).
     pub session: v2::SessionPolicy,
+    /// Kinds of caveat that pass unchecked (only for inferring a scope).
+    pub ignored: &'static [CaveatKind],
 }
 
 impl Zone {
@@ -132,13 +134,17 @@ impl Zone {
         creds: Option<super::Credentials>,
         ctx: &RequestContext,
     ) -> Result<Authenticated, AuthFailure> {
-        match creds {
-            Some(super::Credentials::Token(t)) => self.authenticate_token(&t, ctx).await,
-            other => Ok(Authenticated {
+        let out = match creds {
+            Some(super::Credentials::Token(t)) => self.authenticate_token(&t, ctx).await?,
+            other => Authenticated {
                 caller: self.authenticate(other, ctx.peer).await?,
                 grant: None,
-            }),
+            },
+        };
+        if let Subject::Provider(p) = out.caller.subject {
+            self.note_provider_request(p).await;
         }
+        Ok(out)
     }
 
     /// Authenticates a request's token: a legacy one as before, a 20.02+
@@ -180,6 +186,7 @@ impl Zone {
             consumer,
             allow_data_access: false,
             session: v2::SessionPolicy::None,
+            ignored: &[],
         };
         let (verified, subject) = self
             .verify_v2(&token, &parts, Scope::Unlimited)
@@ -357,6 +364,7 @@ impl Zone {
             ctx = ctx.geo(geo);
         }
         ctx.session = parts.session.clone();
+        ctx.ignored = parts.ignored;
         let verified = token
             .verify(secret.as_bytes(), &ctx)
             .map_err(OzError::Token)?;

@@ -14,7 +14,7 @@ use super::relations::{
     SPACE_PROVIDERS_REL, SPACE_USERS_REL,
 };
 use super::schema::{
-    ADMINS, DELETING, GROUPS, NAMED_TOKENS, NAMED_TOKEN_NAMES, PROVIDERS, SPACES,
+    ADMINS, DELETING, GROUPS, NAMED_TOKENS, NAMED_TOKEN_NAMES, PROVIDERS, PROVIDER_SEEN, PROVIDER_VERSIONS, SPACES,
     TEMPORARY_SECRETS, TOKENS, TOKENS_BY_EXPIRY, TOKENS_BY_TARGET, USERS, USER_NAMES,
 };
 use super::{Store, Txn, PAGE_MAX};
@@ -115,7 +115,11 @@ impl Store {
                 }
                 Entity::Group => tx.delete(&GROUPS, id),
                 Entity::Space => tx.delete(&SPACES, id),
-                Entity::Provider => tx.delete(&PROVIDERS, id),
+                Entity::Provider => {
+                    tx.delete(&PROVIDERS, id);
+                    tx.delete(&PROVIDER_VERSIONS, id);
+                    tx.delete(&PROVIDER_SEEN, id);
+                }
                 _ => return Err(Error::NotFound(kind)),
             }
             match kind {
@@ -513,6 +517,12 @@ impl Store {
                 created: now(),
             },
         )
+    }
+
+    /// Checks a provider record's name and domain.
+    pub(crate) fn check_provider(p: &Provider) -> Result<()> {
+        check_name("provider name", &p.name, MAX_NAME)?;
+        check_name("provider domain", &p.domain, MAX_NAME)
     }
 
     /// A provider by id.

@@ -282,7 +282,9 @@ records!(
     TokenRecord,
     RootKey,
     NamedToken,
-    TemporarySecret
+    TemporarySecret,
+    String,
+    u64
 );
 
 /// Privilege sets of any kind.
@@ -383,8 +385,14 @@ pub const NAMED_TOKEN_NAMES: Table<(Subject, String), Id> = table("subject_token
 /// The temporary-token secret of each subject.
 pub const TEMPORARY_SECRETS: Table<Subject, TemporarySecret> = table("subject_temporarysecret");
 
+/// The release version each provider declared (none for older records).
+pub const PROVIDER_VERSIONS: Table<Id, String> = table("providerid_version");
+/// When each provider last made an authenticated request (unix seconds,
+/// recorded at most once per half online window per front end).
+pub const PROVIDER_SEEN: Table<Id, u64> = table("providerid_lastseen");
+
 /// Names of every table, for the consistency check.
-pub const TABLES: [&str; 26] = [
+pub const TABLES: [&str; 28] = [
     META.name,
     GENERATION.name,
     USERS.name,
@@ -411,6 +419,8 @@ pub const TABLES: [&str; 26] = [
     NAMED_TOKENS.name,
     NAMED_TOKEN_NAMES.name,
     TEMPORARY_SECRETS.name,
+    PROVIDER_VERSIONS.name,
+    PROVIDER_SEEN.name,
 ];
 
 /// The record table of an entity kind.
