@@ -184,7 +184,28 @@ SCHEMAS = {
         "oldPassword": {"type": "string"},
         "newPassword": {"type": "string", "minLength": 1, "maxLength": 1024},
     }),
-    "ProviderRegistrationRequest": obj({"name": schema("Name"), "domain": schema("Name")}),
+    "ProviderVersion": {
+        "type": "string", "maxLength": 32,
+        "pattern": "^[0-9]{1,4}\\.[0-9]{1,4}\\.[0-9]{1,4}(-(alpha|beta|rc)[0-9]{1,4})?$",
+        "description": "A Onedata release version: MAJOR.MINOR.PATCH, optionally -alphaN, -betaN "
+                       "or -rcN (e.g. `21.02.7`, `20.02.0-beta3`).",
+        "example": "21.02.7",
+    },
+    "ProviderRegistrationRequest": obj({"name": schema("Name"), "domain": schema("Name"),
+                                        "version": schema("ProviderVersion")},
+                                       required=["name", "domain"]),
+    "ProviderUpdateRequest": obj({"name": schema("Name"), "domain": schema("Name"),
+                                  "version": schema("ProviderVersion")},
+                                 required=[], minProperties=1),
+    "ProviderDetails": obj({
+        "providerId": schema("Id"), "clusterId": schema("Id"),
+        "name": {"type": "string"}, "domain": {"type": "string"},
+        "version": {"allOf": [schema("ProviderVersion")], "nullable": True,
+                    "description": "The release it declared; `null` if it never did."},
+        "online": {"type": "boolean",
+                   "description": "It made an authenticated request within the online window."},
+        "creationTime": {"type": "integer", "minimum": 0},
+    }),
     "ProviderRegistrationResponse": obj({
         "providerId": schema("Id"), "providerRootToken": schema("Token"),
     }),
@@ -343,6 +364,30 @@ _peer = {"type": "string", "description": "An IPv4 address (default: the request
 _iface = {"type": "string", "enum": ["rest", "oneclient", "graphsync"]}
 _consumer = {"type": "string", "nullable": True,
              "description": "The consumer's identity token; absent: the requester; `null`: nobody."}
+SCHEMAS["InferScopeRequest"] = open_obj({"token": schema("Token"), "consumerToken": _consumer},
+                                         required=["token"])
+SCHEMAS["AccessTokenScope"] = obj({
+    "validUntil": {"type": "integer", "nullable": True,
+                   "description": "The earliest `time` caveat (unix seconds), `null` without one."},
+    "dataAccessScope": {
+        "type": "object", "nullable": True, "additionalProperties": False,
+        "description": "`null` for a provider's token.",
+        "required": ["readonly", "spaces", "providers"],
+        "properties": {
+            "readonly": {"type": "boolean", "description": "The token carries `data.readonly`."},
+            "spaces": {"type": "object", "additionalProperties": obj({
+                "name": {"type": "string"},
+                "supports": {"type": "object", "additionalProperties": obj(
+                    {"readonly": {"type": "boolean", "description":
+                                  "Always false: ozmint's supports have no read-only storages."}})},
+            })},
+            "providers": {"type": "object", "additionalProperties": obj({
+                "name": {"type": "string"}, "domain": {"type": "string"},
+                "version": {"type": "string", "nullable": True}, "online": {"type": "boolean"},
+            })},
+        },
+    },
+})
 SCHEMAS["VerifyAccessTokenRequest"] = open_obj({
     "token": schema("Token"), "peerIp": _peer, "interface": _iface,
     "serviceToken": {"type": "string", "description": "The service's identity token."},
@@ -580,6 +625,13 @@ op("post", "/providers", "Register a provider",
             "content": {"application/json": {"schema": schema("ProviderRegistrationResponse")}}}},
    ["409"], "Needs the zone privilege `oz_providers_create`.",
    body=json_body("ProviderRegistrationRequest"), tag="providers")
+op("get", "/provider", "Get the calling provider", ok("ProviderDetails"), [],
+   "Providers only.", tag="providers")
+op("patch", "/provider", "Change the calling provider's name, domain or version",
+   empty("204", "Changed."), [], "Providers only.", body=json_body("ProviderUpdateRequest"),
+   tag="providers")
+op("get", "/providers/{id}", "Get a provider", ok("ProviderDetails"), ["404"],
+   "The provider itself, or the zone privilege `list_providers`.", tag="providers")
 op("post", "/provider/spaces/support", "Support a space with a support token",
    created("The space is supported; `Location: /spaces/{id}`."), ["404", "409"],
    "Providers only. The token is single-use; its issuer must still hold the privilege.",
@@ -665,6 +717,13 @@ op("get", "/tokens/named/{id}/status", "Whether a named token is revoked",
    "Its subject, or the zone privilege `oz_tokens_manage`.", tag="tokens", modern=True)
 
 PUBLIC_ERRORS = ["400", "401", "429", "503"]
+op("post", "/tokens/infer_access_token_scope", "Infer what an access token reaches",
+   ok("AccessTokenScope"), PUBLIC_ERRORS,
+   "Public (21.02.4+). The token is verified with `service` and `interface` caveats ignored, "
+   "data access caveats allowed and `api` caveats lazy; the consumer is the token's subject "
+   "unless `consumerToken` says otherwise (`null`: nobody).",
+   body=json_body("InferScopeRequest"), tag="tokens", auth=False, optional_auth=True,
+   modern=True)
 op("post", "/tokens/confine", "Add caveats to a token", ok("TokenResponse", "The confined token."),
    PUBLIC_ERRORS, "Public. The token is not verified; the caveats are appended in order.",
    body=json_body("TokenConfineRequest"), tag="tokens", auth=False, optional_auth=True,

@@ -447,7 +447,10 @@ impl Config {
             ("tokens.access", self.tokens.access),
             ("tokens.provider", self.tokens.provider),
             ("tokens.max_temporary_ttl", self.tokens.max_temporary_ttl),
-            ("providers.online_window_secs", self.providers.online_window_secs),
+            (
+                "providers.online_window_secs",
+                self.providers.online_window_secs,
+            ),
         ] {
             if v == 0 {
                 return bad(k, "must be a positive number of seconds");

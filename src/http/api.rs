@@ -139,7 +139,12 @@ async fn dispatch_inner(
         Providers if method == Method::POST => {
             let req: ProviderRequest = read_json(app, &body)?;
             let (pid, minted) = zone
-                .register_provider(&caller, &req.name, &req.domain)
+                .register_provider_with_version(
+                    &caller,
+                    &req.name,
+                    &req.domain,
+                    req.version.as_deref(),
+                )
                 .await?;
             app.metrics.mint(TokenKind::Provider);
             let mut resp = json(
@@ -225,6 +230,9 @@ async fn dispatch_inner(
             zone.retire_key(&caller, kid).await?;
             Ok(empty(StatusCode::NO_CONTENT))
         }
+        MyProvider | ProviderById(_) => {
+            super::scope::provider(app, ep, &caller, &method, &body).await
+        }
         admin => super::admin::dispatch(app, admin, caller, method, query, body).await,
     }
 }
@@ -259,6 +267,7 @@ async fn list_invites(app: &App, caller: &Caller, target: InviteTarget) -> Resul
 struct ProviderRequest {
     name: String,
     domain: String,
+    version: Option<String>,
 }
 
 fn describe(id: &Id, rec: &TokenRecord) -> Value {

@@ -12,6 +12,7 @@ mod api;
 pub mod error;
 mod modern;
 pub mod routes;
+mod scope;
 pub mod server;
 pub mod tls;
 

@@ -124,7 +124,7 @@ pub(super) async fn dispatch(
 
 /// The `token` field of a public endpoint's body, parsed
 /// (`missingRequiredValue`, `badValueToken` with the token's error).
-fn token_field(body: &Value) -> Result<v2::Token, crate::Error> {
+pub(super) fn token_field(body: &Value) -> Result<v2::Token, crate::Error> {
     let s = match body.get("token") {
         None => return Err(OzError::MissingRequiredValue("token").into()),
         Some(Value::String(s)) => s,
@@ -178,6 +178,9 @@ pub(super) async fn public(
         return Ok(json(StatusCode::OK, &json!({ "timeMillis": millis })));
     }
     let v: Value = read_json(app, body)?;
+    if ep == InferScope {
+        return super::scope::infer(app, &v, peer).await;
+    }
     if ep == TokenConfine {
         let token = token_field(&v)?;
         let caveats = match v.get("caveats") {

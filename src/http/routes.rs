@@ -129,6 +129,12 @@ pub enum Endpoint {
     VerifyInviteToken,
     /// `GET /provider/public/get_current_time` (public).
     CurrentTime,
+    /// `GET|PATCH /provider`: the calling provider.
+    MyProvider,
+    /// `GET /providers/{id}`.
+    ProviderById(String),
+    /// `POST /tokens/infer_access_token_scope` (21.02.4+, public).
+    InferScope,
 }
 
 /// Whose tokens a 20.02+ token path names.
@@ -190,9 +196,10 @@ impl Endpoint {
                 return GET
             }
             NamedToken(_) => return GET_PATCH_DELETE,
-            TokenConfine | VerifyAccessToken | VerifyIdentityToken | VerifyInviteToken => {
-                return POST
-            }
+            TokenConfine | VerifyAccessToken | VerifyIdentityToken | VerifyInviteToken
+            | InferScope => return POST,
+            MyProvider => return GET_PATCH,
+            ProviderById(_) => return GET,
             _ => {}
         }
         match self {
@@ -228,7 +235,8 @@ impl Endpoint {
             Member(..) => GET_PUT_DELETE,
             NamedTokens(_) | TemporaryTokens(_) | NamedTokenByName(..) | AllNamedTokens
             | NamedTokenStatus(_) | CurrentTime | NamedToken(_) | TokenConfine
-            | VerifyAccessToken | VerifyIdentityToken | VerifyInviteToken => &[],
+            | VerifyAccessToken | VerifyIdentityToken | VerifyInviteToken | InferScope
+            | MyProvider | ProviderById(_) => &[],
         }
     }
 
@@ -248,6 +256,7 @@ impl Endpoint {
                 | VerifyIdentityToken
                 | VerifyInviteToken
                 | CurrentTime
+                | InferScope
         )
     }
 
@@ -261,6 +270,7 @@ impl Endpoint {
                 | VerifyIdentityToken
                 | VerifyInviteToken
                 | CurrentTime
+                | InferScope
         )
     }
 
@@ -342,6 +352,9 @@ impl Endpoint {
             VerifyIdentityToken => "/tokens/verify_identity_token",
             VerifyInviteToken => "/tokens/verify_invite_token",
             CurrentTime => "/provider/public/get_current_time",
+            MyProvider => "/provider",
+            ProviderById(_) => "/providers/{id}",
+            InferScope => "/tokens/infer_access_token_scope",
         }
     }
 }
@@ -486,6 +499,11 @@ impl Endpoint {
                 gri("token", None, one("verify_invite_token")).with_scope(GriScope::Public)
             }
             CurrentTime => gri("provider", None, one("current_time")).with_scope(GriScope::Public),
+            MyProvider => gri("provider", Some(&me), one("instance")),
+            ProviderById(id) => gri("provider", Some(id), one("instance")),
+            InferScope => {
+                gri("token", None, one("infer_access_token_scope")).with_scope(GriScope::Public)
+            }
         };
         (op, g)
     }
@@ -590,6 +608,9 @@ mod table {
         "/tokens/verify_identity_token" => |_p| VerifyIdentityToken,
         "/tokens/verify_invite_token" => |_p| VerifyInviteToken,
         "/provider/public/get_current_time" => |_p| CurrentTime,
+        "/tokens/infer_access_token_scope" => |_p| InferScope,
+        "/provider" => |_p| MyProvider,
+        "/providers/{id}" => |p| ProviderById(p[0].clone()),
         "/user/tokens/named" => |_p| NamedTokens(O::Me),
         "/users/{id}/tokens/named" => |p| NamedTokens(O::User(p[0].clone())),
         "/provider/tokens/named" => |_p| NamedTokens(O::MyProvider),

@@ -24,10 +24,10 @@ pub mod keys;
 pub mod members;
 pub mod named_tokens;
 pub mod providers;
+pub mod scope;
 pub mod temporary_tokens;
 pub mod token_auth;
 pub mod tokens;
-pub mod scope;
 pub mod users;
 
 use std::sync::Arc;

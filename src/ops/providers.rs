@@ -166,7 +166,10 @@ impl Zone {
         let half = (self.config.online_window / 2).max(1);
         {
             let mut seen = self.seen.0.lock();
-            if seen.get(&provider).is_some_and(|&t| now < t.saturating_add(half)) {
+            if seen
+                .get(&provider)
+                .is_some_and(|&t| now < t.saturating_add(half))
+            {
                 return;
             }
             if seen.len() >= SEEN_CACHE_MAX {
@@ -182,7 +185,11 @@ impl Zone {
                 if tx.get(&PROVIDERS, &provider).await?.is_none() {
                     return Ok(tx.done(()));
                 }
-                if tx.get(&PROVIDER_SEEN, &provider).await?.is_some_and(|t| t >= now) {
+                if tx
+                    .get(&PROVIDER_SEEN, &provider)
+                    .await?
+                    .is_some_and(|t| t >= now)
+                {
                     return Ok(tx.done(()));
                 }
                 tx.put(&PROVIDER_SEEN, &provider, &now)?;
@@ -204,8 +211,7 @@ impl Zone {
         };
         let version = self.store.get(&PROVIDER_VERSIONS, id).await?;
         let seen = self.store.get(&PROVIDER_SEEN, id).await?;
-        let online =
-            seen.is_some_and(|t| now().saturating_sub(t) <= self.config.online_window);
+        let online = seen.is_some_and(|t| now().saturating_sub(t) <= self.config.online_window);
         Ok(Some(ProviderInfo {
             id: *id,
             provider,

@@ -241,10 +241,10 @@ impl Zone {
                 if !provider_allowed(&caveats, &pid) {
                     continue;
                 }
-                if !providers.contains_key(&pid) {
+                if let std::collections::btree_map::Entry::Vacant(slot) = providers.entry(pid) {
                     match self.provider_info(&pid).await? {
                         Some(info) => {
-                            providers.insert(pid, info);
+                            slot.insert(info);
                         }
                         None => continue,
                     }

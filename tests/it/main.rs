@@ -44,5 +44,6 @@ mod modern;
 mod openapi;
 mod ops;
 mod races;
+mod scope;
 mod secrets;
 mod store;
