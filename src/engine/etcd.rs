@@ -8,7 +8,8 @@
 //!   range per key (one round trip, one revision). Concurrent calls are
 //!   grouped: while one is in flight, the next ones wait and then leave
 //!   together in one transaction (each still reads a state at least as new
-//!   as the moment it was called). [`Engine::scan`] is a range
+//!   as the moment it was called); one that waits longer than a tenth of the
+//!   request timeout goes alone. [`Engine::scan`] is a range
 //!   with a limit; a [`Snapshot`] is a revision, and every read through it is
 //!   made at that revision. A snapshot whose revision etcd has compacted
 //!   answers [`EngineError::Io`] saying so, never other data. All reads are
@@ -242,7 +243,9 @@ struct Reader {
 }
 
 /// Reads of the newest revision in flight at once. Further reads wait and
-/// leave together, in one transaction, as soon as one of these returns.
+/// leave together, in one transaction, as soon as one of these returns; a
+/// read that waits longer than a tenth of the request timeout (the reads in
+/// flight are stuck on a member that stopped answering) goes alone.
 const READS_IN_FLIGHT: usize = 1;
 
 /// Read grouping: [`Engine::get_many`] calls of the newest revision made
@@ -572,7 +575,11 @@ impl Reader {
 
     /// Runs a read-only transaction, retried until the request timeout.
     async fn read(&self, txn: Txn) -> Result<TxnResponse, EngineError> {
-        let deadline = Instant::now() + self.timeout;
+        self.read_until(txn, Instant::now() + self.timeout).await
+    }
+
+    /// Runs a read-only transaction, retried until `deadline`.
+    async fn read_until(&self, txn: Txn, deadline: Instant) -> Result<TxnResponse, EngineError> {
         retrying(deadline, self.timeout, || {
             let (mut kv, txn) = (self.kv.clone(), txn.clone());
             async move { kv.txn(txn).await }
@@ -651,14 +658,29 @@ impl Reader {
             drop(slot);
             return values(resp?, n);
         };
-        // Bounded like any call: the read the group sends may come later.
-        match tokio::time::timeout(self.timeout, answered).await {
-            Ok(Ok(answer)) => answer,
-            Ok(Err(_)) => Err(EngineError::Unavailable(
-                "the etcd client is shutting down".into(),
-            )),
-            Err(_) => Err(EngineError::Timeout),
+        let deadline = Instant::now() + self.timeout;
+        match tokio::time::timeout(self.patience(), answered).await {
+            Ok(Ok(answer)) => return answer,
+            Ok(Err(_)) => {
+                return Err(EngineError::Unavailable(
+                    "the etcd client is shutting down".into(),
+                ))
+            }
+            Err(_) => {}
         }
+        // The reads in flight are stuck (a member that stopped answering):
+        // this one goes alone, so that one stuck read never holds up the rest.
+        let n = keys.len();
+        let ops: Vec<TxnOp> = keys.into_iter().map(|k| TxnOp::get(k, None)).collect();
+        values(
+            self.read_until(Txn::new().and_then(ops), deadline).await?,
+            n,
+        )
+    }
+
+    /// How long a read waits for its group before it goes alone.
+    fn patience(&self) -> Duration {
+        self.timeout / 10
     }
 
     async fn scan(
@@ -1196,6 +1218,24 @@ mod tests {
             assert!(Instant::now() < deadline, "a read slot leaked");
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
+    }
+
+    #[tokio::test]
+    async fn a_read_behind_stuck_ones_goes_alone_after_its_patience() {
+        let Some(e) = engine().await else { return };
+        e.commit(put("k", "v")).await.expect("commit");
+        // Every slot held by reads that never return.
+        e.reader().group.state.lock().in_flight = READS_IN_FLIGHT;
+        let t = Instant::now();
+        let got = e.get_many(&[b"k"]).await.expect("read");
+        let took = t.elapsed();
+        e.reader().group.state.lock().in_flight = 0;
+        assert_eq!(got, [Some(b"v".to_vec())]);
+        let patience = e.reader().patience();
+        assert!(
+            took >= patience && took < e.reader().timeout,
+            "took {took:?} (patience {patience:?})"
+        );
     }
 
     /// The values of this engine's markers, sorted.
