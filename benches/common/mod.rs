@@ -7,6 +7,8 @@
 //! runtime, `e2e` its multi-thread one).
 #![allow(dead_code)]
 
+pub mod load;
+
 use std::future::Future;
 use std::sync::Arc;
 use std::time::{Duration, Instant};

@@ -196,6 +196,36 @@ impl Cluster {
         }
     }
 
+    /// The process id of member `i`, while it runs.
+    pub fn pid(&self, i: usize) -> Option<u32> {
+        self.members.lock().unwrap()[i].as_ref().map(Child::id)
+    }
+
+    /// The Prometheus metrics of member `i` (`GET /metrics` on its client port).
+    pub fn metrics(&self, i: usize) -> Option<String> {
+        http(self.clients[i], "GET /metrics", "")
+    }
+
+    /// The sum of the samples of metric `name` in member `i`'s metrics whose
+    /// labels contain `having` (`""`: every sample); `None` when the member
+    /// does not answer or has no such sample.
+    pub fn metric(&self, i: usize, name: &str, having: &str) -> Option<f64> {
+        let text = self.metrics(i)?;
+        let mut found = None;
+        for line in text.lines().filter(|l| !l.starts_with('#')) {
+            let Some(rest) = line.strip_prefix(name) else {
+                continue;
+            };
+            if !(rest.starts_with(' ') || rest.starts_with('{')) || !rest.contains(having) {
+                continue;
+            }
+            if let Some(v) = rest.rsplit(' ').next().and_then(|v| v.parse::<f64>().ok()) {
+                *found.get_or_insert(0.0) += v;
+            }
+        }
+        found
+    }
+
     /// Whether member `i` answers `/health` with true (it has a leader and serves reads).
     pub fn healthy(&self, i: usize) -> bool {
         http(self.clients[i], "GET /health", "").is_some_and(|r| r.contains(r#""health":"true""#))
