@@ -109,7 +109,9 @@ pub async fn open_engine(config: &Config) -> Result<(Arc<dyn Engine>, String), S
                 cache_bytes: config.cache.store_bytes,
                 flush_every_ms: 500,
             };
-            let engine = SledEngine::open(dir, &opts).map_err(|e| failed(e.into()))?;
+            let engine = SledEngine::open_waiting(dir, &opts, crate::store::OPEN_LOCK_WAIT)
+                .await
+                .map_err(|e| failed(e.into()))?;
             crate::store::migrate::from_sled_trees(&engine)
                 .await
                 .map_err(failed)?;

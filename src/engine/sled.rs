@@ -143,6 +143,27 @@ impl SledEngine {
         Self::from_db(Some(dir.to_path_buf()), opts.clone(), db)
     }
 
+    /// Opens like [`open`](Self::open), but while the directory is locked
+    /// tries again for up to `wait`: a database dropped by this very process
+    /// keeps its lock until sled's flush thread next wakes (up to
+    /// `flush_every_ms` later), so a reopen right after a close needs a
+    /// moment. Then the lock error as [`open`](Self::open) answers it.
+    pub async fn open_waiting(
+        dir: &Path,
+        opts: &SledOptions,
+        wait: Duration,
+    ) -> Result<Self, EngineError> {
+        let deadline = Instant::now() + wait;
+        loop {
+            match Self::open(dir, opts) {
+                Err(EngineError::Unavailable(_)) if Instant::now() < deadline => {
+                    tokio::time::sleep(Duration::from_millis(20)).await
+                }
+                other => return other,
+            }
+        }
+    }
+
     /// A throw-away database in a temporary directory (removed on drop).
     pub fn temporary() -> Result<Self, EngineError> {
         let db = ::sled::Config::new().temporary(true).open().map_err(io)?;

@@ -60,6 +60,10 @@ use schema::{KeyPart, StoredValue, Table};
 /// The largest page a list call returns.
 pub const PAGE_MAX: usize = 1000;
 
+/// How long opening a sled store waits for a lock that a database closed
+/// by this process still holds.
+pub const OPEN_LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
+
 /// When the writes of requests reach durable storage.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Deserialize, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -118,9 +122,11 @@ impl Store {
     }
 
     /// Opens (or creates) a sled store in `dir`; a store written by an older
-    /// release (one sled tree per table) is migrated first.
+    /// release (one sled tree per table) is migrated first. A directory still
+    /// locked by a database this process just closed is waited for (at most
+    /// [`OPEN_LOCK_WAIT`]).
     pub async fn open_sled(dir: &Path, opts: &SledOptions, mode: DurabilityMode) -> Result<Store> {
-        let engine = SledEngine::open(dir, opts)?;
+        let engine = SledEngine::open_waiting(dir, opts, OPEN_LOCK_WAIT).await?;
         migrate::from_sled_trees(&engine).await?;
         Self::open(Arc::new(engine), mode).await
     }
