@@ -129,6 +129,16 @@ pub enum Endpoint {
     VerifyInviteToken,
     /// `GET /provider/public/get_current_time` (public).
     CurrentTime,
+    /// `POST /user/groups/join` (`None`) or `/groups/{id}/parents/join`
+    /// (the child group): consume a group invite token (20.02+).
+    JoinGroup(Option<String>),
+    /// `POST /user/spaces/join` (`None`) or `/groups/{id}/spaces/join`:
+    /// consume a space invite token (20.02+).
+    JoinSpace(Option<String>),
+    /// `POST /spaces/{id}/users/token`, `/spaces/{id}/groups/token`,
+    /// `/groups/{id}/users/token`, `/groups/{id}/children/token`: a named
+    /// invite token for one use (deprecated in 20.02+, still served).
+    LegacyInviteToken(Members, String),
 }
 
 /// Whose tokens a 20.02+ token path names.
@@ -190,9 +200,13 @@ impl Endpoint {
                 return GET
             }
             NamedToken(_) => return GET_PATCH_DELETE,
-            TokenConfine | VerifyAccessToken | VerifyIdentityToken | VerifyInviteToken => {
-                return POST
-            }
+            TokenConfine
+            | VerifyAccessToken
+            | VerifyIdentityToken
+            | VerifyInviteToken
+            | JoinGroup(_)
+            | JoinSpace(_)
+            | LegacyInviteToken(..) => return POST,
             _ => {}
         }
         match self {
@@ -226,9 +240,20 @@ impl Endpoint {
             MyPassword => PATCH,
             Container(..) => GET_PATCH_DELETE,
             Member(..) => GET_PUT_DELETE,
-            NamedTokens(_) | TemporaryTokens(_) | NamedTokenByName(..) | AllNamedTokens
-            | NamedTokenStatus(_) | CurrentTime | NamedToken(_) | TokenConfine
-            | VerifyAccessToken | VerifyIdentityToken | VerifyInviteToken => &[],
+            NamedTokens(_)
+            | TemporaryTokens(_)
+            | NamedTokenByName(..)
+            | AllNamedTokens
+            | NamedTokenStatus(_)
+            | CurrentTime
+            | NamedToken(_)
+            | TokenConfine
+            | VerifyAccessToken
+            | VerifyIdentityToken
+            | VerifyInviteToken
+            | JoinGroup(_)
+            | JoinSpace(_)
+            | LegacyInviteToken(..) => &[],
         }
     }
 
@@ -248,7 +273,17 @@ impl Endpoint {
                 | VerifyIdentityToken
                 | VerifyInviteToken
                 | CurrentTime
+                | JoinGroup(_)
+                | JoinSpace(_)
+                | LegacyInviteToken(..)
         )
+    }
+
+    /// Whether the endpoint consumes or makes invite tokens (handled in
+    /// `invites`).
+    pub fn is_invite(&self) -> bool {
+        use Endpoint::*;
+        matches!(self, JoinGroup(_) | JoinSpace(_) | LegacyInviteToken(..))
     }
 
     /// Whether the endpoint answers without authentication.
@@ -342,6 +377,16 @@ impl Endpoint {
             VerifyIdentityToken => "/tokens/verify_identity_token",
             VerifyInviteToken => "/tokens/verify_invite_token",
             CurrentTime => "/provider/public/get_current_time",
+            JoinGroup(None) => "/user/groups/join",
+            JoinGroup(Some(_)) => "/groups/{id}/parents/join",
+            JoinSpace(None) => "/user/spaces/join",
+            JoinSpace(Some(_)) => "/groups/{id}/spaces/join",
+            LegacyInviteToken(m, _) => match m {
+                Members::GroupUsers => "/groups/{id}/users/token",
+                Members::GroupChildren => "/groups/{id}/children/token",
+                Members::SpaceUsers => "/spaces/{id}/users/token",
+                Members::SpaceGroups => "/spaces/{id}/groups/token",
+            },
         }
     }
 }
@@ -486,6 +531,13 @@ impl Endpoint {
                 gri("token", None, one("verify_invite_token")).with_scope(GriScope::Public)
             }
             CurrentTime => gri("provider", None, one("current_time")).with_scope(GriScope::Public),
+            JoinGroup(_) => gri("group", None, one("join")),
+            JoinSpace(_) => gri("space", None, one("join")),
+            LegacyInviteToken(m, id) => {
+                let (t, a) = members(m);
+                let a = if a == "child" { "group" } else { a };
+                gri(t, Some(id), one(&format!("invite_{a}_token")))
+            }
         };
         (op, g)
     }
@@ -582,6 +634,14 @@ mod table {
     };
 
     routes! {
+        "/user/groups/join" => |_p| JoinGroup(None),
+        "/user/spaces/join" => |_p| JoinSpace(None),
+        "/groups/{id}/parents/join" => |p| JoinGroup(Some(p[0].clone())),
+        "/groups/{id}/spaces/join" => |p| JoinSpace(Some(p[0].clone())),
+        "/spaces/{id}/users/token" => |p| LegacyInviteToken(SpaceUsers, p[0].clone()),
+        "/spaces/{id}/groups/token" => |p| LegacyInviteToken(SpaceGroups, p[0].clone()),
+        "/groups/{id}/users/token" => |p| LegacyInviteToken(GroupUsers, p[0].clone()),
+        "/groups/{id}/children/token" => |p| LegacyInviteToken(GroupChildren, p[0].clone()),
         "/tokens/named" => |_p| AllNamedTokens,
         "/tokens/named/{id}" => |p| NamedToken(p[0].clone()),
         "/tokens/named/{id}/status" => |p| NamedTokenStatus(p[0].clone()),
