@@ -191,9 +191,12 @@ SCHEMAS = {
                        "or -rcN (e.g. `21.02.7`, `20.02.0-beta3`).",
         "example": "21.02.7",
     },
-    "ProviderRegistrationRequest": obj({"name": schema("Name"), "domain": schema("Name"),
-                                        "version": schema("ProviderVersion")},
-                                       required=["name", "domain"]),
+    "ProviderRegistrationRequest": obj(
+        {"name": schema("Name"), "domain": schema("Name"), "version": schema("ProviderVersion"),
+         "token": {"allOf": [schema("Token")],
+                   "description": "A `registerOneprovider` invite token (20.02+): then no "
+                                  "credentials are needed."}},
+        required=["name", "domain"]),
     "ProviderUpdateRequest": obj({"name": schema("Name"), "domain": schema("Name"),
                                   "version": schema("ProviderVersion")},
                                  required=[], minProperties=1),
@@ -623,7 +626,9 @@ op("post", "/providers", "Register a provider",
    {"201": {"description": "Registered; the provider authenticates with its root token.",
             "headers": {"Location": {"schema": {"type": "string"}}},
             "content": {"application/json": {"schema": schema("ProviderRegistrationResponse")}}}},
-   ["409"], "Needs the zone privilege `oz_providers_create`.",
+   ["409"], "Needs the zone privilege `oz_providers_create`, or a `registerOneprovider` invite "
+   "token in `token` (then no credentials are needed; its issuer must still hold "
+   "`oz_providers_create`).",
    body=json_body("ProviderRegistrationRequest"), tag="providers")
 op("get", "/provider", "Get the calling provider", ok("ProviderDetails"), [],
    "Providers only.", tag="providers")
@@ -634,7 +639,8 @@ op("get", "/providers/{id}", "Get a provider", ok("ProviderDetails"), ["404"],
    "The provider itself, or the zone privilege `list_providers`.", tag="providers")
 op("post", "/provider/spaces/support", "Support a space with a support token",
    created("The space is supported; `Location: /spaces/{id}`."), ["404", "409"],
-   "Providers only. The token is single-use; its issuer must still hold the privilege.",
+   "Providers only. A legacy support token (single-use) or a 20.02+ `supportSpace` invite "
+   "token (up to its `usageLimit`); its issuer must still hold the privilege.",
    body=json_body("SpaceSupportRequest"), tag="providers")
 op("post", "/provider/spaces", "Create a space with a space creation token",
    created("The space is created for the token's group and supported; `Location: /spaces/{id}`."),
@@ -886,6 +892,90 @@ op("get", "/spaces/{id}/effective_groups", "List a space's effective groups", ok
 op("post", "/backup", "Back up the store (ozmint)",
    ok("Backup", "A consistent copy of the store was written on the server.", "201"), [],
    "Needs the zone privilege `oz_backup`.", tag="service")
+
+# --- Invite tokens (Onedata 20.02+) ------------------------------------------
+
+SCHEMAS.update({
+    "OnezoneError": obj({
+        "error": obj({
+            "id": {"type": "string", "description": "Onezone's error id, e.g. "
+                   "`inviteTokenUsageLimitReached`."},
+            "description": {"type": "string", "description": "Human-readable text."},
+            "details": {"type": "object", "description": "Onezone's details of the error."},
+        }, required=["id", "description"]),
+    }, description="An error of the 20.02+ endpoints, in Onezone's shape."),
+    "AnyError": {"oneOf": [schema("Error"), schema("OnezoneError")],
+                 "description": "Onezone's shape, or ozmint's for errors found before the "
+                                "endpoint (a body over the limit, too many headers)."},
+    "InviteJoinRequest": obj({"token": schema("Token")}),
+    "OnezoneTokenExamination": obj({
+        "onezoneDomain": {"type": "string"},
+        "id": {"type": "string"},
+        "persistence": {"type": "string", "enum": ["named", "temporary"]},
+        "subject": {"type": "object"},
+        "type": {"type": "object", "description": "Onezone's token type, e.g. "
+                 "`{\"inviteToken\": {\"inviteType\": \"userJoinSpace\", \"spaceId\": ...}}`."},
+        "caveats": {"type": "array", "items": {"type": "object"}},
+    }, description="The examination of a 20.02+ token (no verification), as Onezone's."),
+})
+# The invite endpoints answer 20.02+ tokens, which /tokens/examine describes
+# in Onezone's shape.
+_examined = PATHS[PREFIX + "/tokens/examine"]["post"]["responses"]["200"]["content"]["application/json"]
+_examined["schema"] = {"anyOf": [_examined["schema"], schema("OnezoneTokenExamination")]}
+
+
+def onezone_errors(path, method):
+    """The errors of a 20.02+ endpoint take Onezone's shape."""
+    responses = PATHS[PREFIX + path][method]["responses"]
+    for status, r in responses.items():
+        if "$ref" in r:
+            base = RESPONSES[r["$ref"].rsplit("/", 1)[1]]
+            out = {"description": base["description"],
+                   "content": {"application/json": {"schema": schema("AnyError")}}}
+            if "headers" in base:
+                out["headers"] = base["headers"]
+            responses[status] = out
+
+
+INVITE_ERRORS = (
+    " A token that is no invite of the right type is `badValueToken`; Onezone's errors of "
+    "invites are 400s: `inviteTokenUsageLimitReached`, `inviteTokenSubjectNotAuthorized` (the "
+    "issuer no longer holds the privilege), `inviteTokenTargetIdInvalid`, `tokenRevoked`; "
+    "a member already is a 409 `relationAlreadyExists`.")
+JOINS = [
+    ("/user/groups/join", "Join a group with an invite token",
+     "A `userJoinGroup` token; `Location: /user/groups/{id}`. The membership gets the "
+     "token's privileges.", ["409"]),
+    ("/user/spaces/join", "Join a space with an invite token",
+     "A `userJoinSpace` token; `Location: /user/spaces/{id}`. The membership gets the "
+     "token's privileges.", ["409"]),
+    ("/groups/{id}/parents/join", "Make a group join a parent group with an invite token",
+     "A `groupJoinGroup` token; needs `group_join_group` in group `{id}` (or the zone "
+     "privilege `oz_groups_add_relationships`); `Location: /groups/{id}/parents/{parent}`.",
+     ["404", "409"]),
+    ("/groups/{id}/spaces/join", "Make a group join a space with an invite token",
+     "A `groupJoinSpace` token; needs `group_join_space` in group `{id}` (or the zone "
+     "privilege `oz_groups_add_relationships`); `Location: /groups/{id}/spaces/{space}`.",
+     ["404", "409"]),
+]
+for path, summary, text, errors in JOINS:
+    op("post", path, summary, created("Joined."), errors, text + INVITE_ERRORS,
+       body=json_body("InviteJoinRequest"), tag="tokens")
+    onezone_errors(path, "post")
+LEGACY_INVITES = [
+    ("/spaces/{id}/users/token", "userJoinSpace", "`space_invite_user`"),
+    ("/spaces/{id}/groups/token", "groupJoinSpace", "`space_invite_group`"),
+    ("/groups/{id}/users/token", "userJoinGroup", "`group_invite_user`"),
+    ("/groups/{id}/children/token", "groupJoinGroup", "`group_invite_group`"),
+]
+for path, t, privilege in LEGACY_INVITES:
+    zone = ("oz_spaces_add_relationships" if path.startswith("/spaces")
+            else "oz_groups_add_relationships")
+    op("post", path, f"Create a one-use `{t}` invite token (deprecated in Onezone)",
+       ok("TokenResponse", "A named invite token of the caller's with `usageLimit` 1 and "
+          "Onezone's auto name."), ["404"],
+       f"Needs {privilege} (or the zone privilege `{zone}`).", tag="tokens")
+    onezone_errors(path, "post")
 
 # Links, for schemathesis' stateful phase (and readers): the ids a list
 # answers feed the operations on one of them.

@@ -5,7 +5,7 @@ use std::fmt;
 use crate::codec::CodecError;
 use crate::engine::EngineError;
 use crate::token::caveat::ServiceSpec;
-use crate::token::v2::{self, InviteType, TokenType};
+use crate::token::v2::{self, InviteType, TokenSubject, TokenType};
 use crate::token::TokenError;
 use serde_json::{json, Value};
 
@@ -144,6 +144,31 @@ pub enum OzError {
     BadData(&'static str, String),
     /// `badValueIPv4Address`.
     BadValueIpv4(&'static str),
+    /// `notSupported`: an invite type for entities ozmint does not have
+    /// (harvesters, clusters, automation inventories).
+    InviteTypeNotSupported(InviteType),
+    /// `inviteTokenUsageLimitReached`.
+    InviteUsageLimitReached,
+    /// `inviteTokenSubjectNotAuthorized`: the inviter lacks (or lost) the
+    /// privilege to issue the invitation.
+    InviteSubjectNotAuthorized,
+    /// `inviteTokenConsumerInvalid`: this kind of consumer cannot use this
+    /// type of invite token (`None`: nobody).
+    InviteConsumerInvalid(Option<TokenSubject>),
+    /// `inviteTokenTargetIdInvalid`: the invite's target does not exist.
+    InviteTargetIdInvalid(String),
+    /// `relationAlreadyExists` (409): the consumer is already a member (or
+    /// the space already supported by the provider).
+    RelationAlreadyExists {
+        /// `user`, `group`, `space`.
+        child_type: &'static str,
+        /// The member's id.
+        child_id: String,
+        /// `group`, `space`, `provider`.
+        parent_type: &'static str,
+        /// The container's id.
+        parent_id: String,
+    },
 }
 
 /// The description Onezone gives names it refuses.
@@ -174,6 +199,12 @@ impl OzError {
             OzError::TooLarge(..) => "badValueTextTooLarge",
             OzError::BadData(..) => "badData",
             OzError::BadValueIpv4(_) => "badValueIPv4Address",
+            OzError::InviteTypeNotSupported(_) => "notSupported",
+            OzError::InviteUsageLimitReached => "inviteTokenUsageLimitReached",
+            OzError::InviteSubjectNotAuthorized => "inviteTokenSubjectNotAuthorized",
+            OzError::InviteConsumerInvalid(_) => "inviteTokenConsumerInvalid",
+            OzError::InviteTargetIdInvalid(_) => "inviteTokenTargetIdInvalid",
+            OzError::RelationAlreadyExists { .. } => "relationAlreadyExists",
         }
     }
 
@@ -208,6 +239,21 @@ impl OzError {
             OzError::MissingAtLeastOneValue(keys) => Some(json!({ "keys": keys })),
             OzError::TooLarge(key, limit) => Some(json!({ "key": key, "limit": limit })),
             OzError::BadData(key, hint) => Some(json!({ "key": key, "hint": hint })),
+            OzError::InviteConsumerInvalid(c) => {
+                Some(json!({ "consumer": TokenSubject::json_of(c.as_ref()) }))
+            }
+            OzError::InviteTargetIdInvalid(id) => Some(json!({ "id": id })),
+            OzError::RelationAlreadyExists {
+                child_type,
+                child_id,
+                parent_type,
+                parent_id,
+            } => Some(json!({
+                "childType": child_type,
+                "childId": child_id,
+                "parentType": parent_type,
+                "parentId": parent_id,
+            })),
             _ => None,
         };
         let mut out = json!({ "id": self.id(), "description": self.to_string() });
@@ -299,6 +345,52 @@ impl fmt::Display for OzError {
             OzError::BadValueIpv4(key) => write!(
                 f,
                 "Bad value: provided \"{key}\" is not a valid IPv4 address."
+            ),
+            OzError::InviteTypeNotSupported(t) => write!(
+                f,
+                "This operation is not supported: ozmint has no {}, so it serves no '{}' invite tokens.",
+                match t {
+                    InviteType::HarvesterJoinSpace
+                    | InviteType::UserJoinHarvester
+                    | InviteType::GroupJoinHarvester
+                    | InviteType::SpaceJoinHarvester => "harvesters",
+                    InviteType::UserJoinCluster | InviteType::GroupJoinCluster => "clusters",
+                    _ => "automation inventories",
+                },
+                t.json_name()
+            ),
+            OzError::InviteUsageLimitReached => {
+                f.write_str("The usage limit of this invite token has been reached.")
+            }
+            OzError::InviteSubjectNotAuthorized => f.write_str(
+                "The subject of this token is not (or no longer) authorized to issue such invitations.",
+            ),
+            OzError::InviteConsumerInvalid(c) => write!(
+                f,
+                "The consumer '{}' is invalid for this type of invite token.",
+                match c {
+                    None => "nobody".to_owned(),
+                    Some(TokenSubject::User(id)) => format!("user:{id}"),
+                    Some(TokenSubject::Provider(id)) => format!("provider:{id}"),
+                }
+            ),
+            OzError::InviteTargetIdInvalid(id) => write!(
+                f,
+                "The target id '{id}' is invalid for this type of invite token."
+            ),
+            OzError::RelationAlreadyExists {
+                child_type,
+                child_id,
+                parent_type,
+                parent_id,
+            } => write!(
+                f,
+                "Bad value: {child_type}:{child_id} {} {parent_type}:{parent_id}.",
+                if *parent_type == "provider" {
+                    "is already supported by"
+                } else {
+                    "is already a member of"
+                }
             ),
         }
     }

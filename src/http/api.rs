@@ -81,6 +81,22 @@ async fn dispatch_inner(
         };
         return super::modern::public(app, ep, &body, peer, requester.as_ref()).await;
     }
+    if creds.is_none() && ep == Endpoint::Providers && req.method() == Method::POST {
+        // A registerOneprovider invite token needs no credentials.
+        let r: ProviderRequest = read_json(app, &body)?;
+        if let Some(token) = &r.token {
+            return super::invites::register_provider(
+                app,
+                None,
+                token,
+                &r.name,
+                &r.domain,
+                r.version.as_deref(),
+                peer,
+            )
+            .await;
+        }
+    }
     let authenticated = match app.zone.authenticate_request(creds, &ctx).await {
         Ok(c) => c,
         Err(e) => {
@@ -103,6 +119,9 @@ async fn dispatch_inner(
         return Err(AuthFailure::Auth(AuthError::Onezone(e)).into());
     }
     let caller = authenticated.caller;
+    if ep.is_invite() {
+        return super::invites::dispatch(app, ep, &caller, &body, peer).await;
+    }
     if ep.is_modern() {
         return super::modern::dispatch(app, ep, &caller, &method, &body).await;
     }
@@ -138,6 +157,18 @@ async fn dispatch_inner(
         }
         Providers if method == Method::POST => {
             let req: ProviderRequest = read_json(app, &body)?;
+            if let Some(token) = &req.token {
+                return super::invites::register_provider(
+                    app,
+                    Some(&caller),
+                    token,
+                    &req.name,
+                    &req.domain,
+                    req.version.as_deref(),
+                    peer,
+                )
+                .await;
+            }
             let (pid, minted) = zone
                 .register_provider_with_version(
                     &caller,
@@ -168,7 +199,13 @@ async fn dispatch_inner(
             let body: Value = read_json(app, &body)?;
             let token = string_field(&body, "token")?;
             let size = size_field(&body)?;
-            let space = zone.support_space(&caller, &token, size).await?;
+            let space = if super::invites::is_v2(&token) {
+                let peer = crate::ops::token_auth::ipv4_of(peer);
+                zone.support_space_with_invite(&caller, &token, size, peer)
+                    .await?
+            } else {
+                zone.support_space(&caller, &token, size).await?
+            };
             app.metrics.consume(TokenKind::SpaceSupport);
             Ok(created(&format!("/spaces/{space}")))
         }
@@ -268,6 +305,8 @@ struct ProviderRequest {
     name: String,
     domain: String,
     version: Option<String>,
+    /// A `registerOneprovider` invite token (20.02+).
+    token: Option<String>,
 }
 
 fn describe(id: &Id, rec: &TokenRecord) -> Value {

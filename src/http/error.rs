@@ -72,7 +72,8 @@ impl ApiError {
         }
     }
 
-    /// An Onezone 20.02+ error (status 400, as Onezone answers all of them).
+    /// An Onezone 20.02+ error (status 400 as Onezone answers, 409 for
+    /// `relationAlreadyExists`).
     pub fn onezone(e: &OzError) -> Self {
         let code = match e {
             OzError::Token(_)
@@ -84,10 +85,20 @@ impl ApiError {
             | OzError::NotAnInviteToken(..)
             | OzError::BadValueToken(..)
             | OzError::BadServiceToken(_)
-            | OzError::BadConsumerToken(_) => "invalid_token",
+            | OzError::BadConsumerToken(_)
+            | OzError::InviteUsageLimitReached
+            | OzError::InviteSubjectNotAuthorized
+            | OzError::InviteConsumerInvalid(_)
+            | OzError::InviteTargetIdInvalid(_) => "invalid_token",
+            OzError::RelationAlreadyExists { .. } => "already_exists",
             _ => "invalid_request",
         };
-        let mut out = Self::new(StatusCode::BAD_REQUEST, code, e.to_string());
+        // Onezone answers 400 to all of them but this one (409).
+        let status = match e {
+            OzError::RelationAlreadyExists { .. } => StatusCode::CONFLICT,
+            _ => StatusCode::BAD_REQUEST,
+        };
+        let mut out = Self::new(status, code, e.to_string());
         out.oz_id = e.id();
         out.details = e.to_json().get("details").cloned().map(Box::new);
         out

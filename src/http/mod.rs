@@ -4,12 +4,14 @@
 //! - [`tls`]: certificates (configured, or self-signed and kept in the data directory).
 //! - [`routes`]: path decoding and the endpoint table.
 //! - [`error`]: the single mapping from errors to JSON responses.
+//! - `api`, `admin`, `modern`, `invites`: the handlers.
 //! - this module: the request pipeline (request id, credentials, dispatch, log line)
 //!   and the handlers.
 
 mod admin;
 mod api;
 pub mod error;
+mod invites;
 mod modern;
 pub mod routes;
 mod scope;

@@ -135,6 +135,16 @@ pub enum Endpoint {
     ProviderById(String),
     /// `POST /tokens/infer_access_token_scope` (21.02.4+, public).
     InferScope,
+    /// `POST /user/groups/join` (`None`) or `/groups/{id}/parents/join`
+    /// (the child group): consume a group invite token (20.02+).
+    JoinGroup(Option<String>),
+    /// `POST /user/spaces/join` (`None`) or `/groups/{id}/spaces/join`:
+    /// consume a space invite token (20.02+).
+    JoinSpace(Option<String>),
+    /// `POST /spaces/{id}/users/token`, `/spaces/{id}/groups/token`,
+    /// `/groups/{id}/users/token`, `/groups/{id}/children/token`: a named
+    /// invite token for one use (deprecated in 20.02+, still served).
+    LegacyInviteToken(Members, String),
 }
 
 /// Whose tokens a 20.02+ token path names.
@@ -196,8 +206,14 @@ impl Endpoint {
                 return GET
             }
             NamedToken(_) => return GET_PATCH_DELETE,
-            TokenConfine | VerifyAccessToken | VerifyIdentityToken | VerifyInviteToken
-            | InferScope => return POST,
+            TokenConfine
+            | VerifyAccessToken
+            | VerifyIdentityToken
+            | VerifyInviteToken
+            | InferScope
+            | JoinGroup(_)
+            | JoinSpace(_)
+            | LegacyInviteToken(..) => return POST,
             MyProvider => return GET_PATCH,
             ProviderById(_) => return GET,
             _ => {}
@@ -233,10 +249,23 @@ impl Endpoint {
             MyPassword => PATCH,
             Container(..) => GET_PATCH_DELETE,
             Member(..) => GET_PUT_DELETE,
-            NamedTokens(_) | TemporaryTokens(_) | NamedTokenByName(..) | AllNamedTokens
-            | NamedTokenStatus(_) | CurrentTime | NamedToken(_) | TokenConfine
-            | VerifyAccessToken | VerifyIdentityToken | VerifyInviteToken | InferScope
-            | MyProvider | ProviderById(_) => &[],
+            NamedTokens(_)
+            | TemporaryTokens(_)
+            | NamedTokenByName(..)
+            | AllNamedTokens
+            | NamedTokenStatus(_)
+            | CurrentTime
+            | NamedToken(_)
+            | TokenConfine
+            | VerifyAccessToken
+            | VerifyIdentityToken
+            | VerifyInviteToken
+            | InferScope
+            | MyProvider
+            | ProviderById(_)
+            | JoinGroup(_)
+            | JoinSpace(_)
+            | LegacyInviteToken(..) => &[],
         }
     }
 
@@ -257,7 +286,17 @@ impl Endpoint {
                 | VerifyInviteToken
                 | CurrentTime
                 | InferScope
+                | JoinGroup(_)
+                | JoinSpace(_)
+                | LegacyInviteToken(..)
         )
+    }
+
+    /// Whether the endpoint consumes or makes invite tokens (handled in
+    /// `invites`).
+    pub fn is_invite(&self) -> bool {
+        use Endpoint::*;
+        matches!(self, JoinGroup(_) | JoinSpace(_) | LegacyInviteToken(..))
     }
 
     /// Whether the endpoint answers without authentication.
@@ -355,6 +394,16 @@ impl Endpoint {
             MyProvider => "/provider",
             ProviderById(_) => "/providers/{id}",
             InferScope => "/tokens/infer_access_token_scope",
+            JoinGroup(None) => "/user/groups/join",
+            JoinGroup(Some(_)) => "/groups/{id}/parents/join",
+            JoinSpace(None) => "/user/spaces/join",
+            JoinSpace(Some(_)) => "/groups/{id}/spaces/join",
+            LegacyInviteToken(m, _) => match m {
+                Members::GroupUsers => "/groups/{id}/users/token",
+                Members::GroupChildren => "/groups/{id}/children/token",
+                Members::SpaceUsers => "/spaces/{id}/users/token",
+                Members::SpaceGroups => "/spaces/{id}/groups/token",
+            },
         }
     }
 }
@@ -504,6 +553,13 @@ impl Endpoint {
             InferScope => {
                 gri("token", None, one("infer_access_token_scope")).with_scope(GriScope::Public)
             }
+            JoinGroup(_) => gri("group", None, one("join")),
+            JoinSpace(_) => gri("space", None, one("join")),
+            LegacyInviteToken(m, id) => {
+                let (t, a) = members(m);
+                let a = if a == "child" { "group" } else { a };
+                gri(t, Some(id), one(&format!("invite_{a}_token")))
+            }
         };
         (op, g)
     }
@@ -600,6 +656,14 @@ mod table {
     };
 
     routes! {
+        "/user/groups/join" => |_p| JoinGroup(None),
+        "/user/spaces/join" => |_p| JoinSpace(None),
+        "/groups/{id}/parents/join" => |p| JoinGroup(Some(p[0].clone())),
+        "/groups/{id}/spaces/join" => |p| JoinSpace(Some(p[0].clone())),
+        "/spaces/{id}/users/token" => |p| LegacyInviteToken(SpaceUsers, p[0].clone()),
+        "/spaces/{id}/groups/token" => |p| LegacyInviteToken(SpaceGroups, p[0].clone()),
+        "/groups/{id}/users/token" => |p| LegacyInviteToken(GroupUsers, p[0].clone()),
+        "/groups/{id}/children/token" => |p| LegacyInviteToken(GroupChildren, p[0].clone()),
         "/tokens/named" => |_p| AllNamedTokens,
         "/tokens/named/{id}" => |p| NamedToken(p[0].clone()),
         "/tokens/named/{id}/status" => |p| NamedTokenStatus(p[0].clone()),

@@ -11,6 +11,7 @@
 //! - [`tokens`]: minting, verifying, listing, revoking, examining tokens.
 //! - [`token_auth`]: Onedata 20.02+ tokens as credentials, and their verification.
 //! - [`named_tokens`], [`temporary_tokens`]: the 20.02+ token API.
+//! - [`invites`]: 20.02+ invite tokens: who may issue them, their consumption.
 //! - [`providers`]: registering providers and consuming invite tokens.
 //! - [`keys`]: root key rotation and retirement.
 //! - [`users`], [`containers`], [`members`]: administration.
@@ -20,6 +21,7 @@ pub mod auth;
 pub mod authorize;
 pub mod containers;
 pub mod effective;
+pub mod invites;
 pub mod keys;
 pub mod members;
 pub mod named_tokens;

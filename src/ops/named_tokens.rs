@@ -4,19 +4,21 @@
 //! privilege `oz_tokens_manage`. Creating a token needs an unrestricted
 //! caller (a password, or a token without caveats), as the legacy client
 //! tokens do: a token its holder limited cannot mint itself a wider one.
-//! Only access and identity tokens are served here (invite tokens come
-//! later); the record already holds the invite metadata.
+//! Invite tokens carry privileges and a usage limit (see [`super::invites`]);
+//! one is stored in the commit that checked its issuer's privileges.
 
 use std::fmt;
 
 use serde_json::{json, Map, Value};
 
 use super::authorize::Action;
+use super::invites;
+use super::members::MemberPrivileges;
 use super::token_auth::token_subject;
 use super::{Caller, Zone};
 use crate::error::{Entity, Error, Forbidden, OzError, Result};
 use crate::model::{now, random_token_secret, Id, NamedToken, Subject, ZonePrivilege};
-use crate::store::subject_entity;
+use crate::store::{subject_entity, Store};
 use crate::token::caveat::Caveat;
 use crate::token::v2::{self, supported_caveats, Persistence, Scope, TokenType, V2Identifier};
 
@@ -110,6 +112,12 @@ pub struct NamedTokenRequest {
     pub custom_metadata: Map<String, Value>,
     /// Created revoked?
     pub revoked: bool,
+    /// Invite tokens only: the privileges carried (`None` for the types
+    /// that carry none).
+    pub privileges: Option<MemberPrivileges>,
+    /// Invite tokens only: how many times it may be consumed (`None`:
+    /// infinity, the default).
+    pub usage_limit: Option<u64>,
 }
 
 /// Reads and checks the type and caveats of a token request (named or
@@ -128,12 +136,7 @@ pub fn type_and_caveats(body: &Map<String, Value>) -> Result<(TokenType, Vec<Cav
                 "ozmint has no GUI sessions to bind access tokens to".into(),
             ))
         }
-        TokenType::Invite { .. } => {
-            return Err(OzError::BadData(
-                "type",
-                "invite tokens are not served by this ozmint yet".into(),
-            ))
-        }
+        TokenType::Invite { invite_type, .. } => invites::check_supported(*invite_type)?,
     }
     let caveats = match body.get("caveats") {
         None => Vec::new(),
@@ -159,6 +162,24 @@ pub fn type_and_caveats(body: &Map<String, Value>) -> Result<(TokenType, Vec<Cav
         Some(_) => return Err(OzError::BadData("caveats", "must be a list".into())),
     };
     Ok((token_type, caveats))
+}
+
+/// `badData` if a body has `privileges` or `usageLimit`: only named invite
+/// tokens take them.
+pub fn no_invite_parameters(body: &Map<String, Value>) -> Result<(), OzError> {
+    for key in ["privileges", "usageLimit"] {
+        if body.contains_key(key) {
+            return Err(OzError::BadData(
+                if key == "privileges" {
+                    "privileges"
+                } else {
+                    "usageLimit"
+                },
+                "only named invite tokens take it".into(),
+            ));
+        }
+    }
+    Ok(())
 }
 
 fn custom_metadata(v: &Value) -> Result<Map<String, Value>, OzError> {
@@ -192,18 +213,19 @@ impl NamedTokenRequest {
                 .ok_or(OzError::MissingRequiredValue("name"))?,
         )?;
         let (token_type, caveats) = type_and_caveats(body)?;
-        for key in ["privileges", "usageLimit"] {
-            if body.contains_key(key) {
-                return Err(OzError::BadData(
-                    if key == "privileges" {
-                        "privileges"
-                    } else {
-                        "usageLimit"
-                    },
-                    "only invite tokens take it".into(),
-                ));
+        let (privileges, usage_limit) = match &token_type {
+            TokenType::Invite { invite_type, .. } => (
+                invites::requested_privileges(*invite_type, body.get("privileges"))?,
+                body.get("usageLimit")
+                    .map(invites::usage_limit)
+                    .transpose()?
+                    .flatten(),
+            ),
+            _ => {
+                no_invite_parameters(body)?;
+                (None, None)
             }
-        }
+        };
         let custom_metadata = match body.get("customMetadata") {
             None => Map::new(),
             Some(v) => custom_metadata(v)?,
@@ -218,6 +240,8 @@ impl NamedTokenRequest {
             caveats,
             custom_metadata,
             revoked,
+            privileges,
+            usage_limit,
         })
     }
 }
@@ -314,6 +338,22 @@ impl Zone {
         self.require_subject(caller, &subject).await?;
         caller.unrestricted()?;
         let id = Id::time_ordered();
+        let privileges = req
+            .privileges
+            .map(|p| p.names().into_iter().map(str::to_owned).collect::<Vec<_>>());
+        let invite = match &req.token_type {
+            TokenType::Invite {
+                invite_type,
+                target,
+            } => Some((
+                *invite_type,
+                target
+                    .parse::<Id>()
+                    .map_err(|_| OzError::InviteTargetIdInvalid(target.clone()))?,
+                req.privileges != invites::default_privileges(*invite_type),
+            )),
+            _ => None,
+        };
         let record = NamedToken {
             subject,
             name: req.name,
@@ -323,13 +363,25 @@ impl Zone {
             created: now(),
             revoked: req.revoked,
             secret: random_token_secret(),
-            privileges: None,
-            usage_limit: None,
+            privileges,
+            usage_limit: req.usage_limit,
             usage_count: 0,
         };
         // Minted before it is stored: a token over the size limit is refused.
         let info = self.info(id, record)?;
-        self.store.create_named_token(&id, &info.record).await?;
+        let Some((t, target, custom)) = invite else {
+            self.store.create_named_token(&id, &info.record).await?;
+            return Ok(info);
+        };
+        // The issuer's right to invite is checked in the commit that stores it.
+        let (rec, target, subject) = (&info.record, &target, &info.record.subject);
+        self.store
+            .transact(|mut tx| async move {
+                invites::ensure_valid_invitation(&mut tx, subject, t, target, custom).await?;
+                Store::create_named_token_in(&mut tx, &id, rec).await?;
+                Ok(tx.done(()))
+            })
+            .await?;
         Ok(info)
     }
 

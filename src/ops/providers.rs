@@ -139,20 +139,11 @@ impl Zone {
         let retry = &retry;
         self.store
             .transact(|mut tx| async move {
-                let pid = Id::random();
-                Store::insert_provider_in(&mut tx, pid, name, domain).await?;
-                if let Some(v) = version {
-                    tx.put(&PROVIDER_VERSIONS, &pid, &v.to_owned())?;
-                }
-                let keys = self
-                    .keys_for_mint(retry.swap(true, std::sync::atomic::Ordering::AcqRel))
+                let refresh = retry.swap(true, std::sync::atomic::Ordering::AcqRel);
+                let out = self
+                    .register_provider_in(&mut tx, caller.subject, name, domain, version, refresh)
                     .await?;
-                let lifetime = self.config.lifetimes.of(TokenKind::Provider);
-                let minted =
-                    self.new_token(&keys, TokenKind::Provider, pid, caller.subject, lifetime)?;
-                tx.assume(&GENERATION, &"keys", keys.generation().map(<[u8]>::to_vec));
-                Store::insert_token_in(&mut tx, &minted.id, &minted.record)?;
-                Ok(tx.done((pid, minted)))
+                Ok(tx.done(out))
             })
             .await
     }
@@ -263,6 +254,31 @@ impl Zone {
                 Ok(tx.done(()))
             })
             .await
+    }
+
+    /// Registers a provider and mints its root token (issued by `issuer`)
+    /// in `tx`, with its declared release `version` (already checked).
+    /// `refresh_keys`: read the root keys afresh (a retry).
+    pub(crate) async fn register_provider_in(
+        &self,
+        tx: &mut Txn<'_>,
+        issuer: crate::model::Subject,
+        name: &str,
+        domain: &str,
+        version: Option<&str>,
+        refresh_keys: bool,
+    ) -> Result<(Id, Minted)> {
+        let pid = Id::random();
+        Store::insert_provider_in(tx, pid, name, domain).await?;
+        if let Some(v) = version {
+            tx.put(&PROVIDER_VERSIONS, &pid, &v.to_owned())?;
+        }
+        let keys = self.keys_for_mint(refresh_keys).await?;
+        let lifetime = self.config.lifetimes.of(TokenKind::Provider);
+        let minted = self.new_token(&keys, TokenKind::Provider, pid, issuer, lifetime)?;
+        tx.assume(&GENERATION, &"keys", keys.generation().map(<[u8]>::to_vec));
+        Store::insert_token_in(tx, &minted.id, &minted.record)?;
+        Ok((pid, minted))
     }
 
     /// The ids of every registered provider (first page).

@@ -9,7 +9,7 @@
 
 use serde_json::Value;
 
-use super::named_tokens::type_and_caveats;
+use super::named_tokens::{no_invite_parameters, type_and_caveats};
 use super::token_auth::token_subject;
 use super::{Caller, Zone};
 use crate::error::{OzError, Result};
@@ -34,6 +34,9 @@ impl Zone {
         caller.unrestricted()?;
         let body = body.as_object().ok_or(OzError::BadValueJson("data"))?;
         let (token_type, caveats) = type_and_caveats(body)?;
+        // Temporary invites carry the default privileges and no usage limit.
+        no_invite_parameters(body)?;
+        self.check_invitation(&subject, &token_type, false).await?;
         let max_ttl = self.config.max_temporary_token_ttl;
         match Caveat::expiration(&caveats) {
             Some(until) if until.saturating_sub(now()) <= max_ttl => {}

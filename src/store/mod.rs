@@ -42,7 +42,9 @@ pub use dataset::{
 pub use entities::{MAX_NAME, MAX_USERNAME};
 pub use keys::{KeyInfo, KeySet};
 pub use named::subject_entity;
-pub(crate) use relations::require_in;
+pub(crate) use relations::{
+    effective_group_privileges_in, effective_space_privileges_in, require_in,
+};
 pub use relations::{
     Relation, GROUP_CHILDREN_REL, GROUP_USERS_REL, SPACE_GROUPS_REL, SPACE_PROVIDERS_REL,
     SPACE_USERS_REL,

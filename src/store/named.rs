@@ -13,7 +13,7 @@
 
 use super::relations::require_in;
 use super::schema::{NAMED_TOKENS, NAMED_TOKEN_NAMES, TEMPORARY_SECRETS};
-use super::{Store, PAGE_MAX};
+use super::{Store, Txn, PAGE_MAX};
 use crate::error::{Entity, Error, OzError, Result};
 use crate::model::{random_token_secret, Id, NamedToken, Subject, TemporarySecret};
 
@@ -31,20 +31,27 @@ impl Store {
     /// a token of that name.
     pub async fn create_named_token(&self, id: &Id, rec: &NamedToken) -> Result<()> {
         self.transact(|mut tx| async move {
-            let (kind, sid) = subject_entity(&rec.subject);
-            require_in(&mut tx, kind, &sid).await?;
-            let name_key = (rec.subject, rec.name.clone());
-            if tx.exists(&NAMED_TOKEN_NAMES, &name_key).await? {
-                return Err(OzError::IdentifierOccupied("name").into());
-            }
-            if tx.exists(&NAMED_TOKENS, id).await? {
-                return Err(Error::AlreadyExists(Entity::Token));
-            }
-            tx.put(&NAMED_TOKENS, id, rec)?;
-            tx.put(&NAMED_TOKEN_NAMES, &name_key, id)?;
+            Self::create_named_token_in(&mut tx, id, rec).await?;
             Ok(tx.done(()))
         })
         .await
+    }
+
+    /// [`Store::create_named_token`] inside a transaction (an invite token
+    /// is stored in the commit that checked its issuer's privileges).
+    pub async fn create_named_token_in(tx: &mut Txn<'_>, id: &Id, rec: &NamedToken) -> Result<()> {
+        let (kind, sid) = subject_entity(&rec.subject);
+        require_in(tx, kind, &sid).await?;
+        let name_key = (rec.subject, rec.name.clone());
+        if tx.exists(&NAMED_TOKEN_NAMES, &name_key).await? {
+            return Err(OzError::IdentifierOccupied("name").into());
+        }
+        if tx.exists(&NAMED_TOKENS, id).await? {
+            return Err(Error::AlreadyExists(Entity::Token));
+        }
+        tx.put(&NAMED_TOKENS, id, rec)?;
+        tx.put(&NAMED_TOKEN_NAMES, &name_key, id)?;
+        Ok(())
     }
 
     /// A named token by id.

@@ -109,6 +109,76 @@ pub(crate) async fn require_in(tx: &mut Txn<'_>, kind: Entity, id: &Id) -> Resul
     }
 }
 
+/// The union of the direct value of `(container, user)` in `direct` and of
+/// `(container, g)` in `via` for every group `g` the user reaches, read in
+/// `tx`: the graph generation and every value are guarded, so a decision
+/// taken on them (an invitation's issuer still holding a privilege) cannot
+/// commit after a concurrent change of the group graph or of a privilege.
+async fn effective_in<P: StoredValue, F: Fn(P, P) -> P>(
+    tx: &mut Txn<'_>,
+    direct: &Table<(Id, Id), P>,
+    via: &Table<(Id, Id), P>,
+    user: &Id,
+    container: &Id,
+    union: F,
+    empty: P,
+) -> Result<P> {
+    // Read (guarded) before the reach is computed: if the graph changes
+    // after, the commit conflicts and the decision is taken again.
+    tx.get(&GENERATION, &"graph").await?;
+    let reach = tx.store().user_reach(user).await?;
+    let mut privs = empty;
+    for p in tx
+        .get_many(direct, &[(*container, *user)])
+        .await?
+        .into_iter()
+        .flatten()
+    {
+        privs = union(privs, p);
+    }
+    let keys: Vec<(Id, Id)> = reach.iter().map(|g| (*container, *g)).collect();
+    for p in tx.get_many(via, &keys).await?.into_iter().flatten() {
+        privs = union(privs, p);
+    }
+    Ok(privs)
+}
+
+/// A user's effective privileges in a space, read in `tx` (guarded).
+pub(crate) async fn effective_space_privileges_in(
+    tx: &mut Txn<'_>,
+    user: &Id,
+    space: &Id,
+) -> Result<SpacePrivileges> {
+    effective_in(
+        tx,
+        &SPACE_USERS,
+        &SPACE_GROUPS,
+        user,
+        space,
+        SpacePrivileges::union,
+        SpacePrivileges::empty(),
+    )
+    .await
+}
+
+/// A user's effective privileges in a group, read in `tx` (guarded).
+pub(crate) async fn effective_group_privileges_in(
+    tx: &mut Txn<'_>,
+    user: &Id,
+    group: &Id,
+) -> Result<GroupPrivileges> {
+    effective_in(
+        tx,
+        &GROUP_USERS,
+        &GROUP_CHILDREN,
+        user,
+        group,
+        GroupPrivileges::union,
+        GroupPrivileges::empty(),
+    )
+    .await
+}
+
 impl Store {
     /// The value of `a -> b`, if the relation exists.
     pub async fn relation<V: StoredValue>(

@@ -13,6 +13,7 @@
 //! - [`races`]: concurrent requests against one server.
 //! - [`interop`]: tokens checked by a real macaroon library (pymacaroons).
 //! - [`modern`]: Onedata 20.02+ named and temporary tokens over HTTPS.
+//! - [`invites`]: Onedata 20.02+ invite tokens: creation, consumption, usage limits, legacy endpoints.
 //! - [`geo`]: GeoIP caveats on real MaxMind databases (written by mmdb-writer).
 //! - [`openapi`]: the OpenAPI description: route coverage, validator, schemathesis on a live server.
 //! - [`cli`], [`admin_cli`]: the binary's commands.
@@ -39,6 +40,7 @@ mod geo;
 mod hostile;
 mod instances;
 mod interop;
+mod invites;
 mod lifecycle;
 mod modern;
 mod openapi;

@@ -18,7 +18,7 @@ use ozmint::token::v2;
 use ozmint::{DurabilityMode, Store, Zone, ZoneConfig};
 use testkit::server::*;
 
-enum Cred<'a> {
+pub(crate) enum Cred<'a> {
     None,
     Basic((&'a str, &'a str)),
     XAuth(&'a str),
@@ -26,7 +26,7 @@ enum Cred<'a> {
     Macaroon(&'a str),
 }
 
-async fn call(
+pub(crate) async fn call(
     s: &TestServer,
     method: Method,
     path: &str,
@@ -57,7 +57,11 @@ async fn call(
 }
 
 /// Asserts Onezone's error shape and id; returns the error object.
-fn oz_error(got: &(u16, Value, reqwest::header::HeaderMap), status: u16, id: &str) -> Value {
+pub(crate) fn oz_error(
+    got: &(u16, Value, reqwest::header::HeaderMap),
+    status: u16,
+    id: &str,
+) -> Value {
     assert_eq!(got.0, status, "status; body {}", got.1);
     let e = &got.1["error"];
     assert_eq!(e["id"], id, "error id in {}", got.1);
@@ -72,7 +76,11 @@ fn auth_error(got: &(u16, Value, reqwest::header::HeaderMap), id: &str) -> Value
     e["details"]["authError"].clone()
 }
 
-async fn create_named(s: &TestServer, who: (&str, &str), body: Value) -> (String, String) {
+pub(crate) async fn create_named(
+    s: &TestServer,
+    who: (&str, &str),
+    body: Value,
+) -> (String, String) {
     let got = call(
         s,
         Method::POST,
