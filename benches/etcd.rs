@@ -11,7 +11,9 @@
 //! - consumption of a space support token (`POST /provider/spaces/support`);
 //! - raw etcd: the request's commit replayed (the same number and sizes of
 //!   compares and puts, the engine's marker compare and leased marker put
-//!   included, on fresh keys), and the request's reads replayed.
+//!   included, on fresh keys): the floor of mint and consumption; a GET's
+//!   reads replayed one after the other, and all in one transaction; a
+//!   mint's whole sequence of reads then commit.
 //!
 //! What a request sends to the engine is not guessed: both stores sit on a
 //! counting wrapper of their engine that records one calibration request's
@@ -1049,6 +1051,10 @@ fn limits(m: &Measured) -> String {
 const GET: &str = "GET /user";
 const MINT: &str = "mint";
 const CONSUME: &str = "consume";
+/// The raw rows beside the floors: a GET's reads in one transaction, and a
+/// mint's whole sequence of reads then commit.
+const GET_ONE_TXN: &str = "GET /user, reads in one txn";
+const MINT_SEQUENCE: &str = "mint, reads then commit";
 
 fn main() {
     let s = Settings::from_env();
@@ -1146,6 +1152,21 @@ fn main() {
         }
     }
     for &c in &s.conns {
+        if let (Some(m), Some(seq), Some(one)) = (
+            find(&rows, "etcd", MINT, c),
+            find(&rows, "raw etcd", MINT_SEQUENCE, c),
+            find(&rows, "raw etcd", GET_ONE_TXN, c),
+        ) {
+            println!(
+                "| mint over etcd, ratio to raw etcd doing its whole sequence of reads then commit (no target) | {c} | {:.2}x ({:.0} vs {:.0} /s) | | ozmint's own cost over etcd's (grouped reads beat the sequence under load); for scale, a GET's reads in one transaction: {:.0} /s |",
+                m.row.rate / seq.row.rate,
+                m.row.rate,
+                seq.row.rate,
+                one.row.rate
+            );
+        }
+    }
+    for &c in &s.conns {
         if let (Some(m), Some(raw)) = (
             find(&rows, "etcd", CONSUME, c),
             find(&rows, "raw etcd", CONSUME, c),
@@ -1226,6 +1247,28 @@ async fn run(s: &Settings, cluster: &Cluster) -> (Vec<Measured>, Shapes) {
     let raw_get = Arc::new(raw.prepare(&etcd_calls(GET), false).await);
     let raw_mint = Arc::new(raw.prepare(&etcd_calls(MINT), true).await);
     let raw_consume = Arc::new(raw.prepare(&etcd_calls(CONSUME), true).await);
+    let raw_mint_sequence = Arc::new(raw.prepare(&etcd_calls(MINT), false).await);
+    // Every read of a GET in one transaction: what one round trip would cost.
+    let raw_get_one = {
+        let keys: Vec<Result<Vec<u8>, usize>> = raw_get
+            .iter()
+            .flat_map(|c| match c {
+                RawCall::Get(keys) => keys.clone(),
+                _ => Vec::new(),
+            })
+            .collect();
+        Arc::new(if keys.is_empty() {
+            Vec::new()
+        } else {
+            vec![RawCall::Get(keys)]
+        })
+    };
+    let get_one_label =
+        "raw etcd: the same reads of a GET /user in one transaction (one round trip)";
+    let mint_sequence_label = format!(
+        "raw etcd: a mint's whole sequence ({})",
+        describe(&etcd_calls(MINT))
+    );
     let get_label = format!(
         "raw etcd: the reads of a GET /user ({})",
         describe(&etcd_calls(GET))
@@ -1274,6 +1317,20 @@ async fn run(s: &Settings, cluster: &Cluster) -> (Vec<Measured>, Shapes) {
                 .await,
             );
         }
+        if !raw_get_one.is_empty() && wanted(get_one_label) {
+            rows.extend(
+                measure(
+                    cluster,
+                    None,
+                    "raw etcd",
+                    GET_ONE_TXN,
+                    Box::pin(async {
+                        Some(raw_load(get_one_label, &raw, raw_get_one.clone(), c, s.row).await)
+                    }),
+                )
+                .await,
+            );
+        }
         // Mint.
         for srv in [&sled, &etcd] {
             let label = format!("mint, X-Auth-Token, {}", srv.name);
@@ -1304,6 +1361,29 @@ async fn run(s: &Settings, cluster: &Cluster) -> (Vec<Measured>, Shapes) {
                     MINT,
                     Box::pin(async {
                         Some(raw_load(mint_label, &raw, raw_mint.clone(), c, s.row).await)
+                    }),
+                )
+                .await,
+            );
+        }
+        if wanted(&mint_sequence_label) {
+            rows.extend(
+                measure(
+                    cluster,
+                    None,
+                    "raw etcd",
+                    MINT_SEQUENCE,
+                    Box::pin(async {
+                        Some(
+                            raw_load(
+                                &mint_sequence_label,
+                                &raw,
+                                raw_mint_sequence.clone(),
+                                c,
+                                s.row,
+                            )
+                            .await,
+                        )
                     }),
                 )
                 .await,
