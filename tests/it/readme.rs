@@ -1,9 +1,10 @@
 //! README.md's curl examples, run as written: every ```` ```sh ```` block
-//! that calls the demo server through `$Z` runs in `bash -euo pipefail`
+//! that calls the demo server through `$Z` runs in `bash -euxo pipefail`
 //! after the README's setup block, each on its own freshly started demo
 //! server (the real binary), with nothing substituted but the port; every
 //! `# => TEXT` line of a block (`...` standing for any text) must match a
-//! line the block prints, in order.
+//! line the block prints, in order (`-x` traces to stderr, shown when a
+//! block fails).
 //!
 //! The etcd walkthrough is run by `etcd_frontends::readme_walkthrough_runs`
 //! and the `ozmint admin` example by `admin_cli::readme_worked_example`.
@@ -44,9 +45,16 @@ fn setup_and_examples(readme: &str) -> (&str, Vec<&str>) {
     let setups: Vec<&str> = blocks
         .iter()
         .copied()
-        .filter(|b| b.lines().any(|l| l.starts_with("HOST=") && l.contains(" Z=")))
+        .filter(|b| {
+            b.lines()
+                .any(|l| l.starts_with("HOST=") && l.contains(" Z="))
+        })
         .collect();
-    assert_eq!(setups.len(), 1, "one setup block defines HOST and Z: {setups:?}");
+    assert_eq!(
+        setups.len(),
+        1,
+        "one setup block defines HOST and Z: {setups:?}"
+    );
     // The etcd walkthrough (its own servers, its own Z) has its own test.
     let walkthrough = |b: &str| b.contains("scripts/etcd-cluster.sh");
     let examples: Vec<&str> = blocks
@@ -80,8 +88,7 @@ fn matches(pattern: &str, line: &str) -> bool {
     if parts.len() == 1 {
         return line == pattern;
     }
-    if line.len() < first.len() + last.len() || !line.starts_with(first) || !line.ends_with(last)
-    {
+    if line.len() < first.len() + last.len() || !line.starts_with(first) || !line.ends_with(last) {
         return false;
     }
     let mut rest = &line[first.len()..line.len() - last.len()];
@@ -109,7 +116,11 @@ fn first_unmatched<'a>(expected: &[&'a str], printed: &str) -> Option<&'a str> {
 /// demo server's port for 8443 (and nothing else changed).
 fn script(setup: &str, block: &str, port: u16) -> String {
     let port = port.to_string();
-    format!("{}{}", setup.replace("8443", &port), block.replace("8443", &port))
+    format!(
+        "{}{}",
+        setup.replace("8443", &port),
+        block.replace("8443", &port)
+    )
 }
 
 /// Runs one example block against a fresh demo server started in `dir`;
@@ -122,6 +133,11 @@ fn run_block(dir: &Path, setup: &str, block: &str) -> Result<(), String> {
         .args(["-k", "5", &BLOCK_SECS.to_string()])
         .args(["bash", "-euxo", "pipefail", "-c", &script])
         .current_dir(dir)
+        // curl would send the requests for 127.0.0.1 to a proxy.
+        .env_remove("https_proxy")
+        .env_remove("HTTPS_PROXY")
+        .env_remove("all_proxy")
+        .env_remove("ALL_PROXY")
         .stdin(Stdio::null())
         .output()
         .expect("run timeout bash");
@@ -148,7 +164,10 @@ fn the_matcher_means_what_the_readme_says() {
     assert!(!matches("201", "2010"));
     assert!(matches(r#"{"token":"..."} 200"#, r#"{"token":"MDAx"} 200"#));
     assert!(matches(r#"{"token":"..."} 200"#, r#"{"token":""} 200"#));
-    assert!(!matches(r#"{"token":"..."} 200"#, r#"{"token":"MDAx"} 201"#));
+    assert!(!matches(
+        r#"{"token":"..."} 200"#,
+        r#"{"token":"MDAx"} 201"#
+    ));
     assert!(!matches(r#"{"token":"..."} 200"#, r#"{"error":"x"} 200"#));
     assert!(matches("a...b...c", "a-b-b-c"));
     assert!(!matches("a...b...c", "a-c"));
@@ -192,7 +211,10 @@ fn readme_curl_examples_run_as_written() {
                 .collect();
             handles
                 .into_iter()
-                .map(|h| h.join().unwrap_or_else(|_| Err("the block's thread panicked".into())))
+                .map(|h| {
+                    h.join()
+                        .unwrap_or_else(|_| Err("the block's thread panicked".into()))
+                })
                 .collect()
         });
         failures.extend(results.into_iter().filter_map(Result::err));
