@@ -17,6 +17,7 @@
 //! - [`geo`]: GeoIP caveats on real MaxMind databases (written by mmdb-writer).
 //! - [`openapi`]: the OpenAPI description: route coverage, validator, schemathesis on a live server.
 //! - [`cli`], [`admin_cli`]: the binary's commands.
+//! - [`readme`]: README.md's curl examples run as written against the demo server.
 //! - [`ops`]: the binary as operators run it (config, logs, metrics, signals).
 //! - [`secrets`]: no secret in logs, errors or debug output.
 //! - [`crash`]: SIGKILL cycles; everything acknowledged survives.
@@ -46,6 +47,7 @@ mod modern;
 mod openapi;
 mod ops;
 mod races;
+mod readme;
 mod scope;
 mod secrets;
 mod store;
