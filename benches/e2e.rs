@@ -41,6 +41,7 @@ use ozmint::config::Config;
 use ozmint::model::{Id, Subject, TokenKind};
 use ozmint::serve::Running;
 use ozmint::{DurabilityMode, Store, Zone, ZoneConfig};
+use testkit::server::unix_now;
 
 /// Upper bound on waiting for sled to release the lock of a closed store.
 const REOPEN_DEADLINE: Duration = Duration::from_secs(20);
@@ -737,6 +738,100 @@ fn main() {
                 );
             }
         }
+        // Onedata 20.02+ tokens: a temporary token (nothing stored), a named
+        // token (a record and its name index), and public verification of a
+        // named access token (parse, HMAC chain, caveats, its record).
+        let valid_until = unix_now() + 3600;
+        let temporary = Bytes::from(format!(
+            r#"{{"caveats": [{{"type": "time", "validUntil": {valid_until}}}]}}"#
+        ));
+        let v2_token = {
+            let (st, body) = one_request(
+                &durable.target,
+                Method::POST,
+                &format!("{PREFIX}/user/tokens/named"),
+                &[("x-auth-token", durable.admin_token.clone())],
+                Bytes::from_static(br#"{"name": "bench verify"}"#),
+            )
+            .await;
+            assert_eq!(
+                st,
+                StatusCode::CREATED,
+                "{}",
+                String::from_utf8_lossy(&body)
+            );
+            let v: serde_json::Value = serde_json::from_slice(&body).expect("json");
+            v["token"].as_str().expect("token").to_owned()
+        };
+        let verify = Bytes::from(serde_json::json!({ "token": v2_token }).to_string());
+        for (name, srv) in [("durable", &durable), ("relaxed", &relaxed)] {
+            for proto in [Proto::H1, Proto::H2] {
+                rows.extend(
+                    run_load(
+                        &format!("20.02+: mint temporary token, X-Auth-Token, {name}"),
+                        &srv.target,
+                        proto,
+                        s.conns,
+                        s.row,
+                        Workload {
+                            method: Method::POST,
+                            path: format!("{PREFIX}/user/tokens/temporary"),
+                            headers: vec![("x-auth-token", srv.admin_token.clone())],
+                            bodies: Bodies::Fixed(temporary.clone()),
+                            expect: StatusCode::CREATED,
+                        },
+                    )
+                    .await,
+                );
+                let names = Arc::new(Pool {
+                    bodies: (0..s.consume_per_row)
+                        .map(|i| {
+                            Bytes::from(format!(
+                                r#"{{"name": "bench {name} {} {i}"}}"#,
+                                proto.name()
+                            ))
+                        })
+                        .collect(),
+                    next: AtomicUsize::new(0),
+                });
+                rows.extend(
+                    run_load(
+                        &format!("20.02+: mint named token, X-Auth-Token, {name}"),
+                        &srv.target,
+                        proto,
+                        s.conns,
+                        s.row,
+                        Workload {
+                            method: Method::POST,
+                            path: format!("{PREFIX}/user/tokens/named"),
+                            headers: vec![("x-auth-token", srv.admin_token.clone())],
+                            bodies: Bodies::Pool(names),
+                            expect: StatusCode::CREATED,
+                        },
+                    )
+                    .await,
+                );
+            }
+        }
+        for proto in [Proto::H1, Proto::H2] {
+            rows.extend(
+                run_load(
+                    "20.02+: POST /tokens/verify_access_token (named token, no credentials)",
+                    &durable.target,
+                    proto,
+                    s.conns,
+                    s.row,
+                    Workload {
+                        method: Method::POST,
+                        path: format!("{PREFIX}/tokens/verify_access_token"),
+                        headers: vec![],
+                        bodies: Bodies::Fixed(verify.clone()),
+                        expect: StatusCode::OK,
+                    },
+                )
+                .await,
+            );
+        }
         // Diagnostics: authentication without a write, and minting without sled.
         let (_mem_dir, mem_running, mem_target, mem_token) = start_memory_server().await;
         for proto in [Proto::H1, Proto::H2] {
@@ -974,6 +1069,17 @@ fn main() {
                     "| Basic mint >= 0.9x token mint ({mode}, {}) | {r:.2}x | {} |",
                     proto.name(),
                     met(r >= 0.9)
+                );
+            }
+        }
+        for mode in ["durable", "relaxed"] {
+            let label = format!("20.02+: mint temporary token, X-Auth-Token, {mode}");
+            if let Some(t) = find(&rows, &label, proto) {
+                let r = t.rate / base;
+                println!(
+                    "| temporary-token mint ({mode}, {}) >= 0.6x baseline | {r:.2}x | {} |",
+                    proto.name(),
+                    met(r >= 0.6)
                 );
             }
         }
