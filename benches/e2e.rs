@@ -786,10 +786,9 @@ fn main() {
                 let names = Arc::new(Pool {
                     bodies: (0..s.consume_per_row)
                         .map(|i| {
-                            Bytes::from(format!(
-                                r#"{{"name": "bench {name} {} {i}"}}"#,
-                                proto.name()
-                            ))
+                            // Letters, digits, `_`, and `-` in the middle only.
+                            let p = if proto == Proto::H1 { "h1" } else { "h2" };
+                            Bytes::from(format!(r#"{{"name": "bench-{name}-{p}-{i}"}}"#))
                         })
                         .collect(),
                     next: AtomicUsize::new(0),
