@@ -12,10 +12,11 @@ use base64::Engine as _;
 use tempfile::TempDir;
 
 use ozmint::config::Config;
+use ozmint::engine::Engine;
 use ozmint::http::App;
 use ozmint::model::{Id, ZonePrivileges};
 use ozmint::serve::{Bootstrap, Running};
-use ozmint::{DurabilityMode, Store, Zone};
+use ozmint::{DurabilityMode, Store, Zone, ZoneConfig};
 
 /// The demo space.
 pub const DEMO_SPACE: &str = "9ueUeoZA6KXxNgzlvqmmrbzqE_BQiaHEEDC21sY1Kuc";
@@ -304,4 +305,15 @@ pub fn unix_now() -> u64 {
         .duration_since(std::time::UNIX_EPOCH)
         .expect("clock after 1970")
         .as_secs()
+}
+
+/// A zone with the default configuration on a durable store over `engine`:
+/// several of them on one engine act as instances of one zone.
+pub async fn zone_on(engine: Arc<dyn Engine>) -> Zone {
+    let store = Store::open(engine, DurabilityMode::Durable)
+        .await
+        .expect("open");
+    Zone::new(Arc::new(store), ZoneConfig::default())
+        .await
+        .expect("zone")
 }

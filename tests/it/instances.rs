@@ -15,7 +15,7 @@ use ozmint::model::{
 use ozmint::ops::auth::hash_password;
 use ozmint::ops::{AuthFailure, Caller, Credentials};
 use ozmint::store::{GROUP_CHILDREN_REL, GROUP_USERS_REL, SPACE_GROUPS_REL, SPACE_USERS_REL};
-use ozmint::{DurabilityMode, Store, TokenError, Zone, ZoneConfig};
+use ozmint::{TokenError, Zone};
 
 /// Two zones over one engine, with a user `alice` who may mint support
 /// tokens in `space` through group `group`, and a provider.
@@ -29,14 +29,7 @@ struct Pair {
     _dir: Option<tempfile::TempDir>,
 }
 
-async fn zone(engine: Arc<dyn Engine>) -> Zone {
-    let store = Store::open(engine, DurabilityMode::Durable)
-        .await
-        .expect("open");
-    Zone::new(Arc::new(store), ZoneConfig::default())
-        .await
-        .expect("zone")
-}
+use testkit::server::zone_on as zone;
 
 /// The engines the pairs run on.
 #[derive(Clone, Copy)]

@@ -17,7 +17,7 @@ use ozmint::model::{Id, Subject, ZonePrivileges};
 use ozmint::ops::invites::Joiner;
 use ozmint::ops::named_tokens::NamedTokenRequest;
 use ozmint::ops::Caller;
-use ozmint::{DurabilityMode, Store, Zone, ZoneConfig};
+
 use testkit::server::*;
 
 use super::modern::{call, create_named, oz_error, Cred};
@@ -597,14 +597,7 @@ async fn legacy_invite_endpoints_answer_one_use_named_invite_tokens() {
     .await;
 }
 
-async fn zone(engine: Arc<dyn Engine>) -> Zone {
-    let store = Store::open(engine, DurabilityMode::Durable)
-        .await
-        .expect("open");
-    Zone::new(Arc::new(store), ZoneConfig::default())
-        .await
-        .expect("zone")
-}
+use testkit::server::zone_on as zone;
 
 #[tokio::test]
 async fn exactly_usage_limit_of_concurrent_consumers_join_through_two_instances() {

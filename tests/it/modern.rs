@@ -15,7 +15,7 @@ use ozmint::model::{Subject, ZonePrivileges};
 use ozmint::ops::token_auth::RequestContext;
 use ozmint::ops::{AuthError, AuthFailure, Caller, Credentials};
 use ozmint::token::v2;
-use ozmint::{DurabilityMode, Store, Zone, ZoneConfig};
+
 use testkit::server::*;
 
 pub(crate) enum Cred<'a> {
@@ -726,14 +726,7 @@ async fn temporary_tokens_need_a_time_caveat_write_nothing_and_revoke_by_generat
     .await;
 }
 
-async fn zone(engine: Arc<dyn Engine>) -> Zone {
-    let store = Store::open(engine, DurabilityMode::Durable)
-        .await
-        .expect("open");
-    Zone::new(Arc::new(store), ZoneConfig::default())
-        .await
-        .expect("zone")
-}
+use testkit::server::zone_on as zone;
 
 #[tokio::test]
 async fn a_temporary_token_revoked_through_one_instance_is_refused_by_the_other_at_once() {

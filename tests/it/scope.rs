@@ -16,7 +16,7 @@ use ozmint::engine::Engine;
 use ozmint::ops::token_auth::RequestContext;
 use ozmint::ops::{Caller, Credentials};
 use ozmint::token::caveat::data::objectid_of_file;
-use ozmint::{DurabilityMode, Store, Zone, ZoneConfig};
+
 use testkit::server::*;
 
 enum Cred<'a> {
@@ -415,14 +415,7 @@ async fn infer_access_token_scope_follows_the_caveats() {
     .await;
 }
 
-async fn zone(engine: Arc<dyn Engine>) -> Zone {
-    let store = Store::open(engine, DurabilityMode::Durable)
-        .await
-        .expect("open");
-    Zone::new(Arc::new(store), ZoneConfig::default())
-        .await
-        .expect("zone")
-}
+use testkit::server::zone_on as zone;
 
 /// A provider's request through one instance makes it online for the
 /// other: the last request lives in the store.
