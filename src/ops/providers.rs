@@ -8,7 +8,7 @@
 //! others conflict, run again, and find the token used. A failed consumption
 //! writes nothing, so the token stays usable.
 
-use super::authorize::{allowed, Action};
+use super::authorize::Action;
 use super::tokens::Minted;
 use super::{Caller, Zone};
 use crate::error::{Entity, Error, Result};
@@ -16,12 +16,16 @@ use std::collections::HashMap;
 
 use crate::engine::Durability;
 use crate::model::{
-    now, Id, Provider, SpacePrivileges, Support, TokenKind, TokenRecord, TokenState,
+    now, GroupPrivilege, Id, Provider, SpacePrivilege, SpacePrivileges, Subject, Support,
+    TokenKind, TokenRecord, TokenState, ZonePrivilege,
 };
 use crate::store::schema::{
-    GENERATION, PROVIDERS, PROVIDER_SEEN, PROVIDER_VERSIONS, SPACE_PROVIDERS, TOKENS,
+    GENERATION, PROVIDERS, PROVIDER_SEEN, PROVIDER_VERSIONS, SPACE_PROVIDERS, TOKENS, USERS,
 };
-use crate::store::{require_in, Store, Txn, PAGE_MAX, SPACE_GROUPS_REL, SPACE_PROVIDERS_REL};
+use crate::store::{
+    effective_group_privileges_in, effective_space_privileges_in, require_in, Store, Txn, PAGE_MAX,
+    SPACE_GROUPS_REL, SPACE_PROVIDERS_REL,
+};
 use crate::token::{self, TokenError};
 
 /// Longest provider version string accepted, in bytes.
@@ -311,8 +315,7 @@ impl Zone {
                 let rec = consumable(&mut tx, id, TokenKind::SpaceSupport).await?;
                 let space = rec.target;
                 require_in(&mut tx, Entity::Space, &space).await?;
-                self.issuer_still_allowed(&rec, Action::CreateSupportToken(space))
-                    .await?;
+                issuer_still_allowed_in(&mut tx, &rec, Action::CreateSupportToken(space)).await?;
                 if tx.exists(&SPACE_PROVIDERS, &(space, provider)).await? {
                     return Err(Error::AlreadyExists(Entity::Relation));
                 }
@@ -344,8 +347,7 @@ impl Zone {
                 let rec = consumable(&mut tx, id, TokenKind::SpaceCreate).await?;
                 let group = rec.target;
                 require_in(&mut tx, Entity::Group, &group).await?;
-                self.issuer_still_allowed(&rec, Action::CreateSpaceToken(group))
-                    .await?;
+                issuer_still_allowed_in(&mut tx, &rec, Action::CreateSpaceToken(group)).await?;
                 let space = Id::random();
                 Store::insert_space_in(&mut tx, space, name).await?;
                 Store::put_relation_in(
@@ -364,13 +366,43 @@ impl Zone {
             })
             .await
     }
+}
 
-    async fn issuer_still_allowed(&self, rec: &TokenRecord, action: Action) -> Result<()> {
-        if allowed(&self.store, &rec.issuer, action).await? {
-            Ok(())
-        } else {
-            Err(Error::Token(TokenError::IssuerNotAllowed))
+/// Whether the issuer of `rec` still holds the privilege that allowed the
+/// mint, read in `tx` (guarded: a revocation committed meanwhile makes the
+/// consumption conflict and run again).
+async fn issuer_still_allowed_in(
+    tx: &mut Txn<'_>,
+    rec: &TokenRecord,
+    action: Action,
+) -> Result<()> {
+    let Subject::User(user) = &rec.issuer else {
+        return Err(Error::Token(TokenError::IssuerNotAllowed));
+    };
+    let zone = tx
+        .get(&USERS, user)
+        .await?
+        .map(|u| u.zone_privileges)
+        .unwrap_or_default();
+    let ok = match action {
+        Action::CreateSupportToken(space) => {
+            zone.contains(ZonePrivilege::SpacesAddRelationships)
+                || effective_space_privileges_in(tx, user, &space)
+                    .await?
+                    .contains(SpacePrivilege::AddProvider)
         }
+        Action::CreateSpaceToken(group) => {
+            zone.contains(ZonePrivilege::GroupsAddRelationships)
+                || effective_group_privileges_in(tx, user, &group)
+                    .await?
+                    .contains(GroupPrivilege::CreateSpaceToken)
+        }
+        _ => false,
+    };
+    if ok {
+        Ok(())
+    } else {
+        Err(Error::Token(TokenError::IssuerNotAllowed))
     }
 }
 
