@@ -19,45 +19,7 @@ use ozmint::token::caveat::data::objectid_of_file;
 
 use testkit::server::*;
 
-enum Cred<'a> {
-    None,
-    Basic((&'a str, &'a str)),
-    Token(&'a str),
-}
-
-async fn call(
-    s: &TestServer,
-    method: Method,
-    path: &str,
-    cred: Cred<'_>,
-    body: Option<Value>,
-) -> (u16, Value, reqwest::header::HeaderMap) {
-    let mut req = s.client.request(method, s.url(path));
-    req = match cred {
-        Cred::None => req,
-        Cred::Basic((u, p)) => req.basic_auth(u, Some(p)),
-        Cred::Token(t) => req.header("X-Auth-Token", t),
-    };
-    if let Some(b) = body {
-        req = req.json(&b);
-    }
-    let resp = req.send().await.expect("request");
-    let status = resp.status().as_u16();
-    let headers = resp.headers().clone();
-    let text = resp.text().await.expect("body");
-    let v = if text.is_empty() {
-        Value::Null
-    } else {
-        serde_json::from_str(&text).unwrap_or_else(|e| panic!("{path}: not JSON ({e}): {text}"))
-    };
-    (status, v, headers)
-}
-
-fn oz_error(got: &(u16, Value, reqwest::header::HeaderMap), status: u16, id: &str) -> Value {
-    assert_eq!(got.0, status, "status; body {}", got.1);
-    assert_eq!(got.1["error"]["id"], id, "error id in {}", got.1);
-    got.1["error"].clone()
-}
+use super::modern::{call, oz_error, Cred};
 
 /// Registers a provider as the admin; returns its id and root token.
 async fn register(s: &TestServer, name: &str, version: Option<&str>) -> (String, String) {
@@ -98,7 +60,7 @@ async fn supported_space(s: &TestServer, name: &str, provider_token: &str) -> St
         s,
         Method::POST,
         "/provider/spaces/support",
-        Cred::Token(provider_token),
+        Cred::XAuth(provider_token),
         Some(json!({"token": t, "size": 1000})),
     )
     .await;
@@ -202,7 +164,7 @@ async fn providers_declare_a_version_and_show_online() {
             (Some("21.02.7"), Some(false))
         );
         // Its own request makes it online.
-        let got = call(&s, Method::GET, "/provider", Cred::Token(&token), None).await;
+        let got = call(&s, Method::GET, "/provider", Cred::XAuth(&token), None).await;
         assert_eq!(got.0, 200, "{}", got.1);
         assert_eq!(got.1["online"], true);
         assert_eq!(got.1["domain"], "alpha.example.org");
@@ -221,19 +183,19 @@ async fn providers_declare_a_version_and_show_online() {
                 &s,
                 Method::PATCH,
                 "/provider",
-                Cred::Token(&token),
+                Cred::XAuth(&token),
                 Some(json!({"version": ok})),
             )
             .await;
             assert_eq!(got.0, 204, "{ok}: {}", got.1);
-            let got = call(&s, Method::GET, "/provider", Cred::Token(&token), None).await;
+            let got = call(&s, Method::GET, "/provider", Cred::XAuth(&token), None).await;
             assert_eq!(got.1["version"], ok);
         }
         let got = call(
             &s,
             Method::PATCH,
             "/provider",
-            Cred::Token(&token),
+            Cred::XAuth(&token),
             Some(json!({"version": "25"})),
         )
         .await;
@@ -242,7 +204,7 @@ async fn providers_declare_a_version_and_show_online() {
             &s,
             Method::PATCH,
             "/provider",
-            Cred::Token(&token),
+            Cred::XAuth(&token),
             Some(json!({})),
         )
         .await;
@@ -251,7 +213,7 @@ async fn providers_declare_a_version_and_show_online() {
             &s,
             Method::PATCH,
             "/provider",
-            Cred::Token(&token),
+            Cred::XAuth(&token),
             Some(json!({"name": "alpha2"})),
         )
         .await;
@@ -302,7 +264,7 @@ async fn infer_access_token_scope_follows_the_caveats() {
         // p2 also supports a; p2 makes no request after this one (it stays
         // online within the window).
         let tok = expect_token(s.space_token_as(&a, ADMIN).await).await;
-        let got = call(&s, Method::POST, "/provider/spaces/support", Cred::Token(&t2), Some(json!({"token": tok, "size": 5}))).await;
+        let got = call(&s, Method::POST, "/provider/spaces/support", Cred::XAuth(&t2), Some(json!({"token": tok, "size": 5}))).await;
         assert_eq!(got.0, 201);
 
         // No caveats: every effective space of the admin, with its supports.
