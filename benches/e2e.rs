@@ -33,8 +33,8 @@ use tokio::sync::watch;
 
 use common::load::{
     basic_admin, client_tls, config_for, consume_workload, credentials, env_num, fmt_us,
-    load_average, machine, met, mint_workload, one_request, progress, run_load, Bodies, Pool,
-    Proto, Row, Target, Workload, DEMO_SPACE, MAX_REQUESTS_PER_CONN, PREFIX,
+    load_average, machine, met, mint_workload, one_request, progress, run_load, support_token_body,
+    Bodies, Pool, Proto, Row, Target, Workload, DEMO_SPACE, MAX_REQUESTS_PER_CONN, PREFIX,
 };
 use common::{bare_chain, chain_input, MintFixture, PrivFixture};
 use ozmint::config::Config;
@@ -164,18 +164,7 @@ async fn start_server(durability: DurabilityMode, consume: usize) -> Server {
         for p in 0..2 {
             let mut bodies = Vec::with_capacity(consume);
             for i in 0..consume {
-                let space = store
-                    .create_space(&format!("consume-{p}-{i}"), None)
-                    .await
-                    .expect("space");
-                let t = zone
-                    .mint(TokenKind::SpaceSupport, space, admin)
-                    .await
-                    .expect("mint")
-                    .token;
-                bodies.push(Bytes::from(
-                    serde_json::json!({ "token": t, "size": 1_000_000u64 }).to_string(),
-                ));
+                bodies.push(support_token_body(&zone, admin, &format!("consume-{p}-{i}")).await);
             }
             pools.push(Arc::new(Pool {
                 bodies,

@@ -53,11 +53,11 @@ use rand::distributions::{Alphanumeric, DistString};
 
 use common::load::{
     client_tls, config_for, consume_workload, credentials, env_num, fmt_us, load_average, machine,
-    met, mint_workload, one_request, progress, run_load, wanted, Bodies, Pool, Proto, Row, Target,
-    Workload, MAX_REQUESTS_PER_CONN, PREFIX, REQUEST_TIMEOUT,
+    met, mint_workload, one_request, progress, run_load, support_token_body, wanted, Bodies, Pool,
+    Proto, Row, Target, Workload, MAX_REQUESTS_PER_CONN, PREFIX, REQUEST_TIMEOUT,
 };
 use ozmint::engine::{Commit, Engine, EngineError, Limits, Page, Snapshot, Value};
-use ozmint::model::{Subject, TokenKind};
+use ozmint::model::Subject;
 use ozmint::serve::Running;
 use ozmint::{DurabilityMode, Store, Zone};
 use testkit::etcd::Cluster;
@@ -495,19 +495,7 @@ async fn support_pool(srv: &Server, n: usize, tag: &str) -> Arc<Pool> {
                 if i >= n {
                     return out;
                 }
-                let space = zone
-                    .store()
-                    .create_space(&format!("consume-{tag}-{i}"), None)
-                    .await
-                    .expect("space");
-                let token = zone
-                    .mint(TokenKind::SpaceSupport, space, admin)
-                    .await
-                    .expect("mint")
-                    .token;
-                out.push(Bytes::from(
-                    serde_json::json!({ "token": token, "size": 1_000_000u64 }).to_string(),
-                ));
+                out.push(support_token_body(&zone, admin, &format!("consume-{tag}-{i}")).await);
             }
         }));
     }

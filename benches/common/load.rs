@@ -25,7 +25,8 @@ use tokio_rustls::TlsConnector;
 
 use ozmint::config::Config;
 use ozmint::http::tls::rustls;
-use ozmint::DurabilityMode;
+use ozmint::model::{Subject, TokenKind};
+use ozmint::{DurabilityMode, Zone};
 
 /// The demo data set's space (the mint target).
 pub const DEMO_SPACE: &str = "9ueUeoZA6KXxNgzlvqmmrbzqE_BQiaHEEDC21sY1Kuc";
@@ -496,4 +497,20 @@ pub fn load_average() -> String {
         .ok()
         .and_then(|l| l.split_whitespace().next().map(str::to_owned))
         .unwrap_or_default()
+}
+
+/// A consumption body: a space support token, minted by `admin` through the
+/// library for a new space named `space_name`.
+pub async fn support_token_body(zone: &Zone, admin: Subject, space_name: &str) -> Bytes {
+    let space = zone
+        .store()
+        .create_space(space_name, None)
+        .await
+        .expect("space");
+    let token = zone
+        .mint(TokenKind::SpaceSupport, space, admin)
+        .await
+        .expect("mint")
+        .token;
+    Bytes::from(serde_json::json!({ "token": token, "size": 1_000_000u64 }).to_string())
 }
