@@ -108,6 +108,7 @@ pub async fn open_engine(config: &Config) -> Result<(Arc<dyn Engine>, String), S
             let opts = SledOptions {
                 cache_bytes: config.cache.store_bytes,
                 flush_every_ms: 500,
+                reserve: true,
             };
             let engine = SledEngine::open_waiting(dir, &opts, crate::store::OPEN_LOCK_WAIT)
                 .await

@@ -50,6 +50,7 @@ macro_rules! conformance_tests {
             limits_are_stated_and_enforced,
             errors_carry_no_values,
             durable_across_reopen,
+            eventual_commits_read_at_once_and_survive_a_clean_close,
         );
     };
     (@each $place:expr; $($check:ident),* $(,)?) => {
@@ -494,4 +495,105 @@ pub async fn durable_across_reopen(place: Box<dyn Place>) {
     assert_eq!(all.len(), 49, "every acknowledged commit survived");
     assert_eq!(get(&*e, "d/049").await.as_deref(), Some("49"));
     assert_eq!(get(&*e, "d/007").await, None);
+}
+
+/// Commits made with [`Durability::Eventual`] read at once exactly as
+/// immediate ones do, through every read (point, batched, paged scans,
+/// snapshots), before and after the engine writes them out; and a clean close
+/// keeps them.
+pub async fn eventual_commits_read_at_once_and_survive_a_clean_close(place: Box<dyn Place>) {
+    let e = place.open().await;
+    let mut model: BTreeMap<Vec<u8>, Vec<u8>> = BTreeMap::new();
+    async fn matches(e: &dyn Engine, model: &BTreeMap<Vec<u8>, Vec<u8>>, when: &str) {
+        let want: Vec<(Vec<u8>, Vec<u8>)> = model.clone().into_iter().collect();
+        for page in [1, 3, 1000] {
+            assert_eq!(
+                scan_all(e, b"ev/", page).await,
+                want,
+                "scan by {page}, {when}"
+            );
+        }
+        let keys: Vec<Vec<u8>> = (0..40).map(|i| format!("ev/{i:02}").into_bytes()).collect();
+        let refs: Vec<&[u8]> = keys.iter().map(Vec::as_slice).collect();
+        let got = e.get_many(&refs).await.expect("get_many");
+        let want: Vec<Option<Vec<u8>>> = keys.iter().map(|k| model.get(k).cloned()).collect();
+        assert_eq!(got, want, "get_many, {when}");
+        for key in &keys {
+            let one = e.get_many(&[key]).await.expect("get")[0].clone();
+            assert_eq!(one, model.get(key).cloned(), "get, {when}");
+        }
+    }
+    for round in 0..6u32 {
+        // Overwrite and delete keys written (and landed) in earlier rounds,
+        // and add new ones, each round in several commits.
+        for c in 0..5u32 {
+            let mut writes = Vec::new();
+            for i in 0..40u32 {
+                let key = format!("ev/{i:02}").into_bytes();
+                match (i + round + c) % 7 {
+                    0 => {
+                        writes.push(Write::Delete(key.clone()));
+                        model.remove(&key);
+                    }
+                    1 | 4 => {
+                        let v = format!("r{round}c{c}").into_bytes();
+                        writes.push(Write::Put(key.clone(), v.clone()));
+                        model.insert(key, v);
+                    }
+                    _ => {}
+                }
+            }
+            e.commit(Commit::new(vec![], writes, Durability::Eventual))
+                .await
+                .expect("eventual commit");
+            matches(&*e, &model, &format!("at once, round {round}")).await;
+        }
+        let snap = e.snapshot().await.expect("snapshot");
+        let at_snap: Vec<(Vec<u8>, Vec<u8>)> = model.clone().into_iter().collect();
+        tokio::time::sleep(Duration::from_millis(30)).await;
+        matches(&*e, &model, &format!("later, round {round}")).await;
+        // Change everything; the snapshot still reads the state it was taken at.
+        let wipe: Vec<Write> = (0..40)
+            .map(|i| put(&format!("ev/{i:02}"), "wiped"))
+            .collect();
+        e.commit(Commit::new(vec![], wipe, Durability::Eventual))
+            .await
+            .expect("wipe");
+        let mut seen = Vec::new();
+        let mut after: Option<Vec<u8>> = None;
+        loop {
+            let p = snap
+                .scan(b"ev/", after.as_deref(), 4)
+                .await
+                .expect("snapshot scan");
+            seen.extend(p.entries.iter().cloned());
+            tokio::time::sleep(Duration::from_millis(1)).await;
+            match p.next_after() {
+                Some(a) => after = Some(a.to_vec()),
+                None => break,
+            }
+        }
+        assert_eq!(seen, at_snap, "the snapshot of round {round}");
+        drop(snap);
+        // Restore the model's state for the next round.
+        let restore: Vec<Write> = (0..40)
+            .map(|i| {
+                let key = format!("ev/{i:02}").into_bytes();
+                match model.get(&key) {
+                    Some(v) => Write::Put(key, v.clone()),
+                    None => Write::Delete(key),
+                }
+            })
+            .collect();
+        e.commit(Commit::new(vec![], restore, Durability::Eventual))
+            .await
+            .expect("restore");
+        matches(&*e, &model, &format!("restored, round {round}")).await;
+    }
+    if !place.persistent() {
+        return;
+    }
+    drop(e);
+    let e = place.open().await;
+    matches(&*e, &model, "after a clean close").await;
 }

@@ -139,7 +139,12 @@ async fn a_full_disk_answers_507_keeps_reads_and_recovers_without_restart() {
         .send()
         .await
         .expect("read");
-    assert_eq!(me.status(), 200, "reads work while full");
+    assert_eq!(
+        me.status(),
+        200,
+        "reads work while full; server log:\n{}",
+        server.stderr()
+    );
     assert!(server.is_running(), "the server keeps running");
 
     // Free the space: writes work again by themselves.
