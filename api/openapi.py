@@ -39,6 +39,34 @@ SPACE_PRIVILEGES = [
     "space_add_provider", "space_remove_provider", "space_change_data",
     "space_view_data", "space_manage_shares", "space_write_files",
 ]
+# Onezone's names (20.02 and later) that requests may use as well; each
+# means ozmint privileges (src/model.rs, `Privilege::ONEZONE`).
+GROUP_PRIVILEGES_ONEZONE = [
+    "group_view", "group_update", "group_delete", "group_view_privileges",
+    "group_add_parent", "group_leave_parent", "group_add_child",
+    "group_remove_child", "group_add_user", "group_add_space",
+    "group_add_cluster", "group_leave_cluster", "group_create_handle_service",
+    "group_leave_handle_service", "group_create_handle", "group_leave_handle",
+    "group_add_harvester", "group_remove_harvester", "group_add_atm_inventory",
+    "group_remove_atm_inventory",
+]
+SPACE_PRIVILEGES_ONEZONE = [
+    "space_view", "space_update", "space_delete", "space_view_privileges",
+    "space_manage_in_marketplace", "space_read_data", "space_write_data",
+    "space_register_files", "space_view_views", "space_manage_views",
+    "space_query_views", "space_view_indices", "space_manage_indices",
+    "space_query_indices", "space_view_statistics", "space_view_changes_stream",
+    "space_view_transfers", "space_schedule_replication",
+    "space_cancel_replication", "space_schedule_eviction",
+    "space_cancel_eviction", "space_view_qos", "space_manage_qos",
+    "space_add_user", "space_add_group", "space_add_support",
+    "space_remove_support", "space_invite_provider", "space_add_harvester",
+    "space_remove_harvester", "space_manage_datasets", "space_view_archives",
+    "space_create_archives", "space_manage_archives", "space_remove_archives",
+    "space_recall_archives", "space_view_atm_workflow_executions",
+    "space_schedule_atm_workflow_executions",
+    "space_manage_atm_workflow_executions",
+]
 ZONE_PRIVILEGES = [
     "add_member_to_space", "list_groups", "list_groups_of_provider",
     "list_providers", "list_providers_of_space", "list_spaces",
@@ -155,11 +183,13 @@ SCHEMAS = {
         "type": "array", "items": {"type": "string", "enum": ZONE_PRIVILEGES}, "uniqueItems": True}}),
     "GroupPrivilegesUpdate": obj({
         "operation": {"type": "string", "enum": ["set", "grant", "revoke"], "default": "set"},
-        "privileges": {"type": "array", "items": {"type": "string", "enum": GROUP_PRIVILEGES}},
+        "privileges": {"type": "array", "items": {
+            "type": "string", "enum": GROUP_PRIVILEGES + GROUP_PRIVILEGES_ONEZONE}},
     }, required=["privileges"]),
     "SpacePrivilegesUpdate": obj({
         "operation": {"type": "string", "enum": ["set", "grant", "revoke"], "default": "set"},
-        "privileges": {"type": "array", "items": {"type": "string", "enum": SPACE_PRIVILEGES}},
+        "privileges": {"type": "array", "items": {
+            "type": "string", "enum": SPACE_PRIVILEGES + SPACE_PRIVILEGES_ONEZONE}},
     }, required=["privileges"]),
     "ZonePrivilegesUpdate": obj({
         "operation": {"type": "string", "enum": ["set", "grant", "revoke"], "default": "set"},

@@ -124,6 +124,10 @@ pub trait Privilege: Copy + Eq + fmt::Debug + 'static {
     fn name(self) -> &'static str;
     /// The bit index of this privilege in a [`PrivSet`].
     fn index(self) -> u32;
+    /// Onezone's names (20.02 and later, and the earlier ones ozmint does not
+    /// use) with the privileges each means here: none for one that governs
+    /// something ozmint does not have (views, transfers, QoS, harvesters, ...).
+    const ONEZONE: &'static [(&'static str, &'static [Self])];
     /// Looks a privilege up by its wire name.
     fn from_name(name: &str) -> Option<Self> {
         Self::ALL.iter().copied().find(|p| p.name() == name)
@@ -131,7 +135,10 @@ pub trait Privilege: Copy + Eq + fmt::Debug + 'static {
 }
 
 macro_rules! privileges {
-    ($(#[$meta:meta])* $name:ident { $($variant:ident => $wire:literal,)* }) => {
+    (
+        $(#[$meta:meta])* $name:ident { $($variant:ident => $wire:literal,)* }
+        onezone { $($oz:literal => [$($means:ident),*],)* }
+    ) => {
         $(#[$meta])*
         #[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
         #[allow(missing_docs)]
@@ -139,6 +146,8 @@ macro_rules! privileges {
 
         impl Privilege for $name {
             const ALL: &'static [Self] = &[$($name::$variant,)*];
+            const ONEZONE: &'static [(&'static str, &'static [Self])] =
+                &[$(($oz, &[$($name::$means),*]),)*];
             fn name(self) -> &'static str {
                 match self { $($name::$variant => $wire,)* }
             }
@@ -165,6 +174,49 @@ privileges!(
         ManageShares => "space_manage_shares",
         WriteFiles => "space_write_files",
     }
+    // ctool's include/privileges.hrl (20.02 to 25.x), and the names of
+    // 18.02/19.02 swagger files that differ from the seeds'.
+    onezone {
+        "space_view" => [ViewData],
+        "space_update" => [ChangeData],
+        "space_delete" => [Remove],
+        "space_view_privileges" => [],
+        "space_manage_in_marketplace" => [],
+        "space_read_data" => [],
+        "space_write_data" => [WriteFiles],
+        "space_register_files" => [],
+        "space_view_views" => [],
+        "space_manage_views" => [],
+        "space_query_views" => [],
+        "space_view_indices" => [],
+        "space_manage_indices" => [],
+        "space_query_indices" => [],
+        "space_view_statistics" => [],
+        "space_view_changes_stream" => [],
+        "space_view_transfers" => [],
+        "space_schedule_replication" => [],
+        "space_cancel_replication" => [],
+        "space_schedule_eviction" => [],
+        "space_cancel_eviction" => [],
+        "space_view_qos" => [],
+        "space_manage_qos" => [],
+        "space_add_user" => [InviteUser],
+        "space_add_group" => [InviteGroup],
+        "space_add_support" => [AddProvider],
+        "space_remove_support" => [RemoveProvider],
+        "space_invite_provider" => [AddProvider],
+        "space_add_harvester" => [],
+        "space_remove_harvester" => [],
+        "space_manage_datasets" => [],
+        "space_view_archives" => [],
+        "space_create_archives" => [],
+        "space_manage_archives" => [],
+        "space_remove_archives" => [],
+        "space_recall_archives" => [],
+        "space_view_atm_workflow_executions" => [],
+        "space_schedule_atm_workflow_executions" => [],
+        "space_manage_atm_workflow_executions" => [],
+    }
 );
 
 privileges!(
@@ -183,6 +235,30 @@ privileges!(
         JoinGroup => "group_join_group",
         InviteGroup => "group_invite_group",
         RemoveGroup => "group_remove_group",
+    }
+    // ctool's include/privileges.hrl (20.02 to 25.x). Creating a space for a
+    // group, and the seeds' space creation tokens, need `group_add_space` there.
+    onezone {
+        "group_view" => [ViewData],
+        "group_update" => [ChangeData],
+        "group_delete" => [Remove],
+        "group_view_privileges" => [],
+        "group_add_parent" => [JoinGroup],
+        "group_leave_parent" => [],
+        "group_add_child" => [InviteGroup],
+        "group_remove_child" => [RemoveGroup],
+        "group_add_user" => [InviteUser],
+        "group_add_space" => [JoinSpace, CreateSpace, CreateSpaceToken],
+        "group_add_cluster" => [],
+        "group_leave_cluster" => [],
+        "group_create_handle_service" => [],
+        "group_leave_handle_service" => [],
+        "group_create_handle" => [],
+        "group_leave_handle" => [],
+        "group_add_harvester" => [],
+        "group_remove_harvester" => [],
+        "group_add_atm_inventory" => [],
+        "group_remove_atm_inventory" => [],
     }
 );
 
@@ -222,6 +298,7 @@ privileges!(
         TokensManage => "oz_tokens_manage",
         Backup => "oz_backup",
     }
+    onezone {}
 );
 
 /// A set of privileges of one kind, stored as a bit set.
@@ -343,7 +420,26 @@ impl<P: Privilege> PrivSet<P> {
     pub fn names(self) -> Vec<&'static str> {
         self.iter().map(P::name).collect()
     }
-    /// Parses a list of wire names; the first unknown name is the error.
+    /// Parses a list of names as clients send them: ozmint's wire names and
+    /// Onezone's (see [`Privilege::ONEZONE`]); the first unknown name is the error.
+    pub fn from_api_names<S: AsRef<str>>(names: &[S]) -> Result<Self, String> {
+        let mut set = Self::empty();
+        for n in names {
+            let n = n.as_ref();
+            if let Some(p) = P::from_name(n) {
+                set.insert(p);
+            } else if let Some((_, means)) = P::ONEZONE.iter().find(|(name, _)| *name == n) {
+                for p in *means {
+                    set.insert(*p);
+                }
+            } else {
+                return Err(n.to_owned());
+            }
+        }
+        Ok(set)
+    }
+    /// Parses a list of ozmint's wire names (stored data); the first unknown
+    /// name is the error.
     pub fn from_names<S: AsRef<str>>(names: &[S]) -> Result<Self, String> {
         let mut set = Self::empty();
         for n in names {
@@ -784,6 +880,51 @@ mod tests {
         );
         assert!(GroupPrivileges::member_default().contains(GroupPrivilege::ViewData));
         assert!(!GroupPrivileges::member_default().contains(GroupPrivilege::CreateSpaceToken));
+    }
+
+    fn onezone_names_are_unambiguous<P: Privilege>() {
+        let mut seen = std::collections::HashSet::new();
+        for (name, _) in P::ONEZONE {
+            assert!(
+                P::from_name(name).is_none(),
+                "{name} is also an ozmint name"
+            );
+            assert!(seen.insert(*name), "{name} twice");
+        }
+    }
+
+    #[test]
+    fn onezone_privilege_names_mean_ozmint_ones() {
+        onezone_names_are_unambiguous::<SpacePrivilege>();
+        onezone_names_are_unambiguous::<GroupPrivilege>();
+        // Both vocabularies in one request; names for features ozmint lacks
+        // grant nothing; stored data takes ozmint's names only.
+        let set = SpacePrivileges::from_api_names(&[
+            "space_add_user",
+            "space_add_support",
+            "space_view_transfers",
+            "space_write_files",
+        ])
+        .unwrap();
+        assert_eq!(
+            set.names(),
+            [
+                "space_invite_user",
+                "space_add_provider",
+                "space_write_files"
+            ]
+        );
+        assert!(SpacePrivileges::from_names(&["space_add_user"]).is_err());
+        assert_eq!(
+            GroupPrivileges::from_api_names(&["group_add_child", "group_add_user"])
+                .unwrap()
+                .names(),
+            ["group_invite_user", "group_invite_group"]
+        );
+        assert_eq!(
+            GroupPrivileges::from_api_names(&["group_add_user", "nope"]).unwrap_err(),
+            "nope"
+        );
     }
 
     #[test]

@@ -132,10 +132,10 @@ pub fn requested_privileges(
     let unknown = |n: String| bad(format!("unknown privilege '{n}'"));
     Ok(Some(match default {
         MemberPrivileges::Group(_) => {
-            MemberPrivileges::Group(GroupPrivileges::from_names(&names).map_err(unknown)?)
+            MemberPrivileges::Group(GroupPrivileges::from_api_names(&names).map_err(unknown)?)
         }
         MemberPrivileges::Space(_) => {
-            MemberPrivileges::Space(SpacePrivileges::from_names(&names).map_err(unknown)?)
+            MemberPrivileges::Space(SpacePrivileges::from_api_names(&names).map_err(unknown)?)
         }
     }))
 }

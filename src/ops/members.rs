@@ -28,7 +28,7 @@ pub enum PrivilegeChange<P: Privilege> {
 impl<P: Privilege> PrivilegeChange<P> {
     /// Parses `{"operation": "set"|"grant"|"revoke", "privileges": [...]}`'s parts.
     pub fn parse<S: AsRef<str>>(operation: &str, names: &[S]) -> Result<Self> {
-        let set = PrivSet::<P>::from_names(names)
+        let set = PrivSet::<P>::from_api_names(names)
             .map_err(|n| Error::Invalid(format!("Unknown privilege `{n}`.")))?;
         match operation {
             "set" => Ok(PrivilegeChange::Set(set)),

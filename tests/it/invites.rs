@@ -145,12 +145,13 @@ async fn group_and_space_invites_are_checked_at_creation_and_consumption() {
         .await;
         oz_error(&got, 400, "badData");
 
-        // One use, custom privileges.
+        // One use, custom privileges: ozmint's names and Onezone's (20.02+),
+        // those for features ozmint lacks granting nothing.
         let (id, token) = create_named(
             &s,
             ADMIN,
             json!({ "name": "to demo group", "type": ujg, "usageLimit": 1,
-                    "privileges": ["group_view_data", "group_invite_user"] }),
+                    "privileges": ["group_view_data", "group_add_user", "group_add_harvester"] }),
         )
         .await;
         let rec = named_token(&s, &id).await;

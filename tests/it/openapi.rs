@@ -25,6 +25,7 @@ use std::sync::OnceLock;
 use std::time::Duration;
 
 use ozmint::http::routes::{self, PREFIX};
+use ozmint::model::{GroupPrivilege, Privilege, SpacePrivilege, ZonePrivilege};
 use serde_json::Value;
 use testkit::server::{bounded, client, start_demo, ADMIN};
 use testkit::spawned::Server;
@@ -116,6 +117,45 @@ fn document_names_every_route_and_nothing_else() {
 
 /// Every path parameter of the document is a parameter of the route's
 /// template and the reverse (the templates name them the same way).
+/// The privilege names a schema lists.
+fn enum_of(schema: &str) -> Vec<String> {
+    let doc = document();
+    doc["components"]["schemas"][schema]["properties"]["privileges"]["items"]["enum"]
+        .as_array()
+        .unwrap_or_else(|| panic!("{schema} lists privilege names"))
+        .iter()
+        .map(|n| n.as_str().expect("a name").to_owned())
+        .collect()
+}
+
+fn names<P: Privilege>(onezone: bool) -> Vec<String> {
+    let mut out: Vec<String> = P::ALL.iter().map(|p| p.name().to_owned()).collect();
+    if onezone {
+        out.extend(P::ONEZONE.iter().map(|(n, _)| (*n).to_owned()));
+    }
+    out
+}
+
+#[test]
+fn privilege_names_are_the_servers() {
+    // Answers list ozmint's names; requests may use Onezone's as well.
+    assert_eq!(enum_of("GroupPrivileges"), names::<GroupPrivilege>(false));
+    assert_eq!(enum_of("SpacePrivileges"), names::<SpacePrivilege>(false));
+    assert_eq!(enum_of("ZonePrivileges"), names::<ZonePrivilege>(false));
+    assert_eq!(
+        enum_of("GroupPrivilegesUpdate"),
+        names::<GroupPrivilege>(true)
+    );
+    assert_eq!(
+        enum_of("SpacePrivilegesUpdate"),
+        names::<SpacePrivilege>(true)
+    );
+    assert_eq!(
+        enum_of("ZonePrivilegesUpdate"),
+        names::<ZonePrivilege>(true)
+    );
+}
+
 #[test]
 fn path_parameters_match_the_templates() {
     let doc = document();
