@@ -230,10 +230,15 @@ pub enum Groups {
         #[arg(allow_hyphen_values = true)]
         id: String,
         /// Of this user.
-        #[arg(long, conflicts_with = "child", required_unless_present = "child")]
+        #[arg(
+            long,
+            allow_hyphen_values = true,
+            conflicts_with = "child",
+            required_unless_present = "child"
+        )]
         user: Option<String>,
         /// Of this child group.
-        #[arg(long)]
+        #[arg(long, allow_hyphen_values = true)]
         child: Option<String>,
         #[command(flatten)]
         change: PrivChange,
@@ -336,10 +341,15 @@ pub enum Spaces {
         #[arg(allow_hyphen_values = true)]
         id: String,
         /// Of this user.
-        #[arg(long, conflicts_with = "group", required_unless_present = "group")]
+        #[arg(
+            long,
+            allow_hyphen_values = true,
+            conflicts_with = "group",
+            required_unless_present = "group"
+        )]
         user: Option<String>,
         /// Of this group.
-        #[arg(long)]
+        #[arg(long, allow_hyphen_values = true)]
         group: Option<String>,
         #[command(flatten)]
         change: PrivChange,
@@ -380,10 +390,15 @@ pub enum Tokens {
     /// List the invite tokens of a space or group.
     List {
         /// Of this space.
-        #[arg(long, conflicts_with = "group", required_unless_present = "group")]
+        #[arg(
+            long,
+            allow_hyphen_values = true,
+            conflicts_with = "group",
+            required_unless_present = "group"
+        )]
         space: Option<String>,
         /// Of this group.
-        #[arg(long)]
+        #[arg(long, allow_hyphen_values = true)]
         group: Option<String>,
     },
     /// Revoke a token by identifier.
@@ -605,5 +620,46 @@ pub async fn run(conn: Conn, cmd: Admin) -> Result<(), String> {
         Ok(())
     } else {
         Err(format!("HTTP {}: {text}", answer.status))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::{CommandFactory, Parser};
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(subcommand)]
+        admin: Admin,
+    }
+
+    /// Identifiers are base64url: one in 32 starts with `-`, and parses as a
+    /// value wherever an identifier goes, positional or after an option.
+    #[test]
+    fn identifiers_may_start_with_a_hyphen() {
+        Cli::command().debug_assert();
+        for args in [
+            &[
+                "groups",
+                "privileges",
+                "-g1",
+                "--child",
+                "-g2",
+                "--grant",
+                "group_view_data",
+            ][..],
+            &["groups", "privileges", "-g1", "--user", "-u1"],
+            &["spaces", "privileges", "-s1", "--group", "-g1"],
+            &["spaces", "privileges", "-s1", "--user", "-u1"],
+            &["tokens", "list", "--space", "-s1"],
+            &["tokens", "list", "--group", "-g1"],
+            &["groups", "add-child", "-g1", "-g2"],
+        ] {
+            let argv = std::iter::once("admin").chain(args.iter().copied());
+            if let Err(e) = Cli::try_parse_from(argv) {
+                panic!("{args:?}: {e}");
+            }
+        }
     }
 }
