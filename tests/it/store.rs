@@ -296,6 +296,7 @@ async fn concurrent_durable_commits_share_flushes() {
             .unwrap(),
     );
     let before = engine.flush_count();
+    let write_outs_before = engine.write_out_count();
     let mut tasks = Vec::new();
     for i in 0..64 {
         let s = s.clone();
@@ -311,6 +312,11 @@ async fn concurrent_durable_commits_share_flushes() {
     assert!(
         flushes < 64,
         "64 concurrent durable commits took {flushes} flushes"
+    );
+    let write_outs = engine.write_out_count() - write_outs_before;
+    assert!(
+        (1..64).contains(&write_outs),
+        "64 concurrent durable commits went to sled in {write_outs} write-outs"
     );
     // Commits dropped after their first poll (most of them while their flush
     // runs) leave no later commit stranded.

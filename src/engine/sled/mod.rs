@@ -96,7 +96,7 @@ pub const MAX_PENDING_BYTES: usize = 16 << 20;
 /// [`EngineError::Unavailable`].
 pub const PENDING_WAIT: Duration = Duration::from_secs(5);
 
-/// How long the drain thread waits before it tries a failed batch again.
+/// How long the drain thread waits before it tries a failed write-out again.
 const DRAIN_RETRY: Duration = Duration::from_millis(100);
 
 /// Options for opening a sled database.
@@ -183,8 +183,8 @@ impl Pending {
     }
 
     /// Removes the entries a write-out wrote, unless a later commit changed them.
-    fn landed(&mut self, batch: &[(Vec<u8>, Option<Vec<u8>>)]) {
-        for (k, v) in batch {
+    fn landed(&mut self, written: &[(Vec<u8>, Option<Vec<u8>>)]) {
+        for (k, v) in written {
             if self.values.get(k) == Some(v) {
                 self.values.remove(k);
                 self.bytes -= k.len() + v.as_ref().map_or(0, Vec::len);
@@ -414,7 +414,7 @@ impl SledEngine {
     /// How many write-outs of the pending layer to sled so far (far fewer
     /// than commits under load).
     pub fn write_out_count(&self) -> u64 {
-        self.inner.group.batches.load(Ordering::Relaxed)
+        self.inner.group.write_outs.load(Ordering::Relaxed)
     }
 
     /// Flushes everything written so far (shared with concurrent commits).
@@ -539,7 +539,7 @@ impl SledEngine {
 
     /// Reopens the database if its filesystem has room again: at least
     /// [`REOPEN_FREE_BYTES`] more than when writes started failing. Runs with
-    /// the drain lock held, so no batch goes to a half-swapped engine; readers
+    /// the drain lock held, so no write-out goes to a half-swapped engine; readers
     /// and commits wait for the swap (or answer unavailable meanwhile).
     fn try_reopen(&self, free_then: Option<u64>) -> Result<bool, EngineError> {
         let Some(dir) = &self.inner.dir else {
@@ -730,7 +730,7 @@ impl SledEngine {
         drains.seq += 1;
         redo::write_out(&db, &batch, drains.seq)?;
         drains.written = commits;
-        self.inner.group.batches.fetch_add(1, Ordering::Relaxed);
+        self.inner.group.write_outs.fetch_add(1, Ordering::Relaxed);
         self.inner.pending.write().landed(&batch);
         Ok((commits, db))
     }
@@ -933,7 +933,7 @@ impl Engine for SledEngine {
 
     async fn snapshot(&self) -> Result<Box<dyn Snapshot>, EngineError> {
         // The snapshot starts with what is pending (the value each of those
-        // keys has now); batches add the before-images of the keys they write.
+        // keys has now); write-outs add the before-images of the keys they write.
         let pending = self.inner.pending.read();
         let state = Arc::new(SnapState {
             before: Mutex::new(pending.values.clone()),
@@ -986,7 +986,7 @@ struct GroupCommit {
     /// Flushes led so far.
     flushes: AtomicU64,
     /// Write-outs to sled so far.
-    batches: AtomicU64,
+    write_outs: AtomicU64,
 }
 
 #[derive(Default)]
