@@ -174,11 +174,10 @@ impl Pending {
     }
 
     fn put(&mut self, key: &[u8], value: Option<&[u8]>) {
-        let size = |v: &Option<Vec<u8>>| key.len() + v.as_ref().map_or(0, Vec::len);
         let value = value.map(<[u8]>::to_vec);
-        self.bytes += size(&value);
+        self.bytes += entry_bytes(key, &value);
         if let Some(old) = self.values.insert(key.to_vec(), value) {
-            self.bytes -= size(&old);
+            self.bytes -= entry_bytes(key, &old);
         }
     }
 
@@ -187,19 +186,28 @@ impl Pending {
         for (k, v) in written {
             if self.values.get(k) == Some(v) {
                 self.values.remove(k);
-                self.bytes -= k.len() + v.as_ref().map_or(0, Vec::len);
+                self.bytes -= entry_bytes(k, v);
             }
         }
         self.since = (!self.values.is_empty()).then(Instant::now);
     }
+}
 
-    /// The entries in `(start, end)`, for merging with sled's.
-    fn range(&self, start: Bound<Vec<u8>>, end: Bound<Vec<u8>>) -> Vec<(Vec<u8>, Option<Vec<u8>>)> {
-        self.values
-            .range((start, end))
-            .map(|(k, v)| (k.clone(), v.clone()))
-            .collect()
-    }
+/// Bytes of one entry of the pending layer.
+fn entry_bytes(key: &[u8], value: &Option<Vec<u8>>) -> usize {
+    key.len() + value.as_ref().map_or(0, Vec::len)
+}
+
+/// The entries of `map` (the pending layer, or a snapshot's before-images)
+/// in `(start, end)`, for merging with sled's.
+fn range_of(
+    map: &BTreeMap<Vec<u8>, Option<Vec<u8>>>,
+    start: Bound<Vec<u8>>,
+    end: Bound<Vec<u8>>,
+) -> Vec<(Vec<u8>, Option<Vec<u8>>)> {
+    map.range((start, end))
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect()
 }
 
 /// A reopen to try: `free_then: None` for reads only, at once.
@@ -477,7 +485,7 @@ impl SledEngine {
         f.last_try = Instant::now();
         Ok(Some(Reopen {
             why: f.why.clone(),
-            free_then: (f.reopened_for_reads).then_some(f.free_then),
+            free_then: f.reopened_for_reads.then_some(f.free_then),
         }))
     }
 
@@ -719,7 +727,7 @@ impl SledEngine {
         let (batch, commits) = {
             let pending = self.inner.pending.read();
             (
-                pending.range(Bound::Unbounded, Bound::Unbounded),
+                range_of(&pending.values, Bound::Unbounded, Bound::Unbounded),
                 pending.commits,
             )
         };
@@ -790,7 +798,7 @@ impl SledEngine {
         let db = self.db()?;
         let pending = self.inner.pending.read();
         merged_scan(&db, prefix, after, limit, |start, end| {
-            pending.range(start, end)
+            range_of(&pending.values, start, end)
         })
     }
 
@@ -1015,9 +1023,9 @@ struct SledSnapshot {
 #[async_trait]
 impl Snapshot for SledSnapshot {
     async fn get_many(&self, keys: &[&[u8]]) -> Result<Vec<Option<Value>>, EngineError> {
-        // Live first, then the before-images: a commit records its
-        // before-images before it writes, so a value read live that a commit
-        // has already replaced always has its before-image by now.
+        // Live first, then the before-images: a write-out records its
+        // before-images before it writes, so a value read live that a
+        // write-out has already replaced always has its before-image by now.
         let live = read_many(&*self.engine.db()?, None, keys)?;
         let before = self.state.before.lock();
         Ok(keys
@@ -1038,12 +1046,7 @@ impl Snapshot for SledSnapshot {
     ) -> Result<Page, EngineError> {
         let db = self.engine.db()?;
         merged_scan(&db, prefix, after, limit, |start, end| {
-            self.state
-                .before
-                .lock()
-                .range((start, end))
-                .map(|(k, v)| (k.clone(), v.clone()))
-                .collect()
+            range_of(&self.state.before.lock(), start, end)
         })
     }
 }

@@ -51,6 +51,11 @@ fn encode(buf: &mut Vec<u8>, (k, v): &Entry) {
     }
 }
 
+/// The bytes [`encode`] writes for an entry.
+fn encoded_len((k, v): &Entry) -> usize {
+    4 + k.len() + 1 + v.as_ref().map_or(0, |v| 4 + v.len())
+}
+
 fn decode(mut buf: &[u8], out: &mut Vec<Entry>) -> Option<()> {
     fn take<'a>(buf: &mut &'a [u8], n: usize) -> Option<&'a [u8]> {
         let (head, rest) = buf.split_at_checked(n)?;
@@ -83,8 +88,7 @@ pub(super) fn write_out(db: &::sled::Db, entries: &[Entry], seq: u64) -> Result<
     let mut parts = 0u32;
     let mut buf = seq.to_be_bytes().to_vec();
     for e in entries {
-        let len = 9 + e.0.len() + e.1.as_ref().map_or(0, |v| v.len() + 4);
-        if buf.len() > 8 && buf.len() + len > PART_BYTES {
+        if buf.len() > 8 && buf.len() + encoded_len(e) > PART_BYTES {
             redo.insert(part_key(parts), std::mem::take(&mut buf))
                 .map_err(io)?;
             parts += 1;
@@ -159,6 +163,7 @@ mod tests {
             for e in &want {
                 encode(&mut buf, e);
             }
+            assert_eq!(buf.len(), want.iter().map(encoded_len).sum::<usize>());
             let mut got = Vec::new();
             decode(&buf, &mut got).expect("decodes");
             assert_eq!(got, want);
