@@ -625,20 +625,13 @@ pub async fn run(conn: Conn, cmd: Admin) -> Result<(), String> {
 
 #[cfg(test)]
 mod tests {
-    use super::*;
     use clap::{CommandFactory, Parser};
-
-    #[derive(Parser)]
-    struct Cli {
-        #[command(subcommand)]
-        admin: Admin,
-    }
 
     /// Identifiers are base64url: one in 32 starts with `-`, and parses as a
     /// value wherever an identifier goes, positional or after an option.
     #[test]
     fn identifiers_may_start_with_a_hyphen() {
-        Cli::command().debug_assert();
+        crate::Cli::command().debug_assert();
         for args in [
             &[
                 "groups",
@@ -656,8 +649,8 @@ mod tests {
             &["tokens", "list", "--group", "-g1"],
             &["groups", "add-child", "-g1", "-g2"],
         ] {
-            let argv = std::iter::once("admin").chain(args.iter().copied());
-            if let Err(e) = Cli::try_parse_from(argv) {
+            let argv = ["ozmint", "admin"].into_iter().chain(args.iter().copied());
+            if let Err(e) = crate::Cli::try_parse_from(argv) {
                 panic!("{args:?}: {e}");
             }
         }
