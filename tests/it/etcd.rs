@@ -179,13 +179,17 @@ mod on_etcd {
             assert!(Instant::now() < deadline, "still failing: {err}");
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
-        let got = e
-            .get_many(&[b"before", b"lost", b"after"])
-            .await
-            .expect("read");
+        // Reads and health are linearizable reads through any member: one
+        // that was just restarted may still time out or answer "leader
+        // changed" for a moment.
+        let got = loop {
+            match e.get_many(&[b"before", b"lost", b"after"]).await {
+                Ok(got) => break got,
+                Err(err) => assert!(Instant::now() < deadline, "read still failing: {err}"),
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        };
         assert_eq!(got, vec![Some(b"v".to_vec()), None, Some(b"v".to_vec())]);
-        // Health is a linearizable read through any member: one that was just
-        // restarted may still answer "leader changed" for a moment.
         while let Err(err) = e.health().await {
             assert!(Instant::now() < deadline, "health still failing: {err}");
             tokio::time::sleep(Duration::from_millis(100)).await;
