@@ -18,23 +18,18 @@
 
 mod common;
 
-use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use http_body_util::Full;
-use hyper::body::Incoming;
-use hyper::header::{HeaderValue, CONTENT_TYPE};
-use hyper::{Method, Request, Response, StatusCode};
-use tokio::net::TcpListener;
-use tokio::sync::watch;
+use hyper::{Method, StatusCode};
 
 use common::load::{
-    basic_admin, client_tls, config_for, consume_workload, credentials, env_num, fmt_us,
-    load_average, machine, met, mint_workload, one_request, progress, run_load, support_token_body,
-    Bodies, Pool, Proto, Row, Target, Workload, DEMO_SPACE, MAX_REQUESTS_PER_CONN, PREFIX,
+    bare_server, basic_admin, client_tls, config_for, consume_workload, credentials, env_num,
+    fmt_us, load_average, machine, met, mint_workload, one_request, progress, run_load,
+    support_token_body, Bodies, Pool, Proto, Row, Target, Workload, DEMO_SPACE,
+    MAX_REQUESTS_PER_CONN, PREFIX,
 };
 use common::{bare_chain, chain_input, MintFixture, PrivFixture};
 use ozmint::config::Config;
@@ -211,47 +206,6 @@ async fn start_memory_server() -> (tempfile::TempDir, Running, Target, String) {
     };
     let (access, _) = credentials(&target).await;
     (dir, running, target, access)
-}
-
-/// The baseline: `ozmint::http::server::serve` with the same TLS configuration
-/// and limits, and a handler answering a constant 200 JSON body.
-async fn start_baseline(
-    tls_dir: &Path,
-    body: Bytes,
-) -> (
-    Target,
-    watch::Sender<bool>,
-    tokio::task::JoinHandle<std::io::Result<()>>,
-) {
-    let tls = ozmint::http::tls::load_or_generate(None, None, tls_dir, &[]).expect("TLS config");
-    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    let addr = listener.local_addr().expect("address");
-    let (tx, mut rx) = watch::channel(false);
-    let limits = Config::default().limits.server_limits();
-    let handler = move |_req: Request<Incoming>, _conn: ozmint::http::ConnInfo| {
-        let body = body.clone();
-        async move {
-            let mut r = Response::new(Full::new(body));
-            r.headers_mut()
-                .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
-            r
-        }
-    };
-    let stop = async move {
-        let _ = rx.wait_for(|v| *v).await;
-    };
-    let task = tokio::spawn(ozmint::http::server::serve(
-        listener,
-        Some(tls),
-        limits,
-        handler,
-        stop,
-    ));
-    let target = Target {
-        addr,
-        tls: client_tls(&tls_dir.join("tls").join("cert.pem")),
-    };
-    (target, tx, task)
 }
 
 // ---------------------------------------------------------------------------
@@ -679,7 +633,7 @@ fn main() {
             assert_eq!(st, StatusCode::OK);
             body
         };
-        let (base, base_stop, base_task) = start_baseline(durable._dir.path(), sample).await;
+        let (base, base_stop, base_task) = bare_server(durable._dir.path(), sample).await;
         for proto in [Proto::H1, Proto::H2] {
             let r = run_load(
                 "baseline: serve() + same TLS, constant 200 body",
@@ -912,6 +866,7 @@ fn main() {
         rate: r.rate,
         p50_us: r.p50_us,
         p99_us: r.p99_us,
+        p999_us: r.p999_us,
         errors: r.errors,
         note: r.note.clone(),
     }));

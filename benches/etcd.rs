@@ -809,8 +809,9 @@ async fn raw_load(
         end = end.max(ended);
     }
     lat.sort_unstable();
+    // Per mille.
     let pct = |p: usize| {
-        lat.get((lat.len() * p / 100).min(lat.len().saturating_sub(1)))
+        lat.get((lat.len() * p / 1000).min(lat.len().saturating_sub(1)))
             .copied()
             .unwrap_or(0)
     };
@@ -820,8 +821,9 @@ async fn raw_load(
         conns,
         baseline: false,
         rate: lat.len() as f64 / (end - start).as_secs_f64().max(1e-6),
-        p50_us: pct(50),
-        p99_us: pct(99),
+        p50_us: pct(500),
+        p99_us: pct(990),
+        p999_us: pct(999),
         errors,
         note: first_error.map_or(String::new(), |e| format!("first error: {e}")),
     }

@@ -17,10 +17,11 @@ use base64::Engine as _;
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
-use hyper::header::{CONTENT_TYPE, HOST};
+use hyper::header::{HeaderValue, CONTENT_TYPE, HOST};
 use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::{TokioExecutor, TokioIo};
-use tokio::net::TcpStream;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::watch;
 use tokio_rustls::TlsConnector;
 
 use ozmint::config::Config;
@@ -302,6 +303,7 @@ pub struct Row {
     pub rate: f64,
     pub p50_us: u32,
     pub p99_us: u32,
+    pub p999_us: u32,
     pub errors: u64,
     pub note: String,
 }
@@ -349,11 +351,12 @@ pub async fn run_load(
     }
     let elapsed = (end - start).as_secs_f64().max(1e-6);
     lat.sort_unstable();
+    // Per mille.
     let pct = |p: usize| -> u32 {
         if lat.is_empty() {
             0
         } else {
-            lat[(lat.len() * p / 100).min(lat.len() - 1)]
+            lat[(lat.len() * p / 1000).min(lat.len() - 1)]
         }
     };
     let mut note = String::new();
@@ -372,11 +375,53 @@ pub async fn run_load(
         conns,
         baseline: false,
         rate: ok as f64 / elapsed,
-        p50_us: pct(50),
-        p99_us: pct(99),
+        p50_us: pct(500),
+        p99_us: pct(990),
+        p999_us: pct(999),
         errors,
         note,
     })
+}
+
+/// The baseline: `ozmint::http::server::serve` with the same TLS configuration
+/// and limits, and a handler answering a constant 200 JSON body.
+pub async fn bare_server(
+    tls_dir: &Path,
+    body: Bytes,
+) -> (
+    Target,
+    watch::Sender<bool>,
+    tokio::task::JoinHandle<std::io::Result<()>>,
+) {
+    let tls = ozmint::http::tls::load_or_generate(None, None, tls_dir, &[]).expect("TLS config");
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("address");
+    let (tx, mut rx) = watch::channel(false);
+    let limits = Config::default().limits.server_limits();
+    let handler = move |_req: Request<Incoming>, _conn: ozmint::http::ConnInfo| {
+        let body = body.clone();
+        async move {
+            let mut r = Response::new(Full::new(body));
+            r.headers_mut()
+                .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+            r
+        }
+    };
+    let stop = async move {
+        let _ = rx.wait_for(|v| *v).await;
+    };
+    let task = tokio::spawn(ozmint::http::server::serve(
+        listener,
+        Some(tls),
+        limits,
+        handler,
+        stop,
+    ));
+    let target = Target {
+        addr,
+        tls: client_tls(&tls_dir.join("tls").join("cert.pem")),
+    };
+    (target, tx, task)
 }
 
 pub fn config_for(dir: &Path, durability: DurabilityMode) -> Config {
