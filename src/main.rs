@@ -171,16 +171,34 @@ fn load(
     })
 }
 
-fn init_logs(config: &Config) {
+/// Logs to stderr, written by a thread of its own: a request formats its line
+/// and hands it over; the thread writes what gathered in one `write` (a
+/// system call per request line was an eighth of the CPU time of `/healthz`).
+/// Nothing is dropped: when the thread falls behind by
+/// [`LOG_LINES_IN_FLIGHT`] lines, requests wait for it. The guard writes
+/// what is left when dropped. Colours only on a terminal.
+fn init_logs(config: &Config) -> tracing_appender::non_blocking::WorkerGuard {
+    use std::io::IsTerminal as _;
+    let (writer, guard) = tracing_appender::non_blocking::NonBlockingBuilder::default()
+        .lossy(false)
+        .buffered_lines_limit(LOG_LINES_IN_FLIGHT)
+        .thread_name("ozmint-log")
+        .finish(std::io::BufWriter::new(std::io::stderr()));
     let filter = tracing_subscriber::EnvFilter::new(&config.log.level);
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+        .with_ansi(std::io::stderr().is_terminal())
+        .with_writer(writer);
     let _ = match config.log.format {
         LogFormat::Json => builder.json().flatten_event(true).try_init(),
         LogFormat::Human => builder.try_init(),
     };
+    guard
 }
+
+/// Log lines formatted but not yet written before a request waits for the
+/// log thread.
+const LOG_LINES_IN_FLIGHT: usize = 16_384;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -431,7 +449,7 @@ fn serve_cmd(args: ServeArgs) -> ExitCode {
         Ok(c) => c,
         Err(code) => return code,
     };
-    init_logs(&config);
+    let _logs = init_logs(&config);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

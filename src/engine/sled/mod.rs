@@ -34,8 +34,8 @@
 //!   (a before-image); reads through the snapshot prefer those over sled. No
 //!   writer waits for a reader.
 //! - The layer is bounded ([`MAX_PENDING_BYTES`]): a commit that finds it full
-//!   waits up to [`PENDING_WAIT`] for a write-out to land, then answers
-//!   unavailable.
+//!   waits while write-outs land, and answers unavailable once none has for
+//!   [`PENDING_WAIT`].
 //! - Out of space: sled keeps failing every write once a write hit ENOSPC,
 //!   even after space is freed. The engine then answers writes with
 //!   [`EngineError::Full`] at once and keeps serving reads (commits already
@@ -92,8 +92,8 @@ pub const DRAIN_BYTES: usize = 1 << 20;
 /// fuller waits (the disk is behind).
 pub const MAX_PENDING_BYTES: usize = 16 << 20;
 
-/// How long a commit waits for room in the pending layer before it answers
-/// [`EngineError::Unavailable`].
+/// How long a commit waiting for room in the pending layer waits for the next
+/// write-out to land before it answers [`EngineError::Unavailable`].
 pub const PENDING_WAIT: Duration = Duration::from_secs(5);
 
 /// How long the drain thread waits before it tries a failed write-out again.
@@ -696,12 +696,20 @@ impl SledEngine {
         Ok(number)
     }
 
-    /// Waits (up to [`PENDING_WAIT`]) while the pending layer is over
-    /// [`MAX_PENDING_BYTES`].
+    /// Waits while the pending layer is over [`MAX_PENDING_BYTES`], as long
+    /// as write-outs keep landing: after [`PENDING_WAIT`] without one it
+    /// gives up (a disk that is slow keeps a bulk load waiting; one that is
+    /// stuck fails it).
     async fn room(&self) -> Result<(), EngineError> {
-        let deadline = Instant::now() + PENDING_WAIT;
+        let landed = || self.inner.group.write_outs.load(Ordering::Relaxed);
+        let mut seen = landed();
+        let mut deadline = Instant::now() + PENDING_WAIT;
         while self.inner.pending.read().bytes >= MAX_PENDING_BYTES {
             self.wake_drainer();
+            if landed() != seen {
+                seen = landed();
+                deadline = Instant::now() + PENDING_WAIT;
+            }
             if Instant::now() >= deadline {
                 return Err(EngineError::Unavailable(
                     "writes are waiting for the disk; retry later".into(),
