@@ -864,6 +864,7 @@ fn main() {
         conns: r.conns,
         baseline: false,
         rate: r.rate,
+        secs: r.secs,
         p50_us: r.p50_us,
         p99_us: r.p99_us,
         p999_us: r.p999_us,

@@ -821,6 +821,7 @@ async fn raw_load(
         conns,
         baseline: false,
         rate: lat.len() as f64 / (end - start).as_secs_f64().max(1e-6),
+        secs: (end - start).as_secs_f64(),
         p50_us: pct(500),
         p99_us: pct(990),
         p999_us: pct(999),

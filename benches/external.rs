@@ -79,7 +79,7 @@ impl Settings {
             records: env_num("OZMINT_BENCH_RECORDS")
                 .map_or(if smoke { 2_000 } else { 1_000_000 }, |n| n as usize),
             // Enough for 25 000 consumptions a second (the fastest row here
-            // does 16 500); a row that runs out answers 400s, counted as errors.
+            // does 16 500); a run that uses them up ends early (and says so).
             consume_per_run: if smoke {
                 3_000
             } else {
@@ -269,7 +269,7 @@ impl Proto {
 
 /// A load generator: wrk (HTTP/1.1), h2load (HTTP/2), or this bench's own
 /// (hyper's client in a child process with one thread; for rows needing a new
-/// body per request over HTTP/2, which h2load cannot send).
+/// body per request, which ends a run when the bodies are used up).
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 enum Gen {
     Wrk,
@@ -294,11 +294,12 @@ impl Gen {
     }
 }
 
-/// wrk and h2load for fixed bodies; per-request bodies over HTTP/2 need our own.
+/// wrk and h2load for fixed bodies; per-request bodies need our own (h2load
+/// sends one body, and wrk cannot end a run when the bodies are used up).
 fn gens(load: &Load) -> Vec<Gen> {
     match load.body {
         Body::Fixed(_) => vec![Gen::Wrk, Gen::H2load],
-        Body::PerRequest(_) => vec![Gen::Wrk, Gen::Own(Proto::H2)],
+        Body::PerRequest(_) => vec![Gen::Own(Proto::H1), Gen::Own(Proto::H2)],
     }
 }
 
@@ -309,8 +310,8 @@ struct Load {
     path: String,
     headers: Vec<(&'static str, String)>,
     /// A body for every request, or one body per request from a file (one per
-    /// line; every line is sent at most once: once they are used up, requests
-    /// go without a body and count as errors).
+    /// line; every line is sent at most once, and the run ends when they are
+    /// used up).
     body: Body,
     /// The status every answer must have (others are errors).
     status: u16,
@@ -425,19 +426,7 @@ fn wrk(work: &Path, url: &str, conns: usize, secs: f64, load: &Load) -> Run {
             writeln!(lua, "wrk.headers[\"Content-Type\"] = \"application/json\"").unwrap();
             writeln!(lua, "wrk.body = {}", lua_str(b)).unwrap();
         }
-        Body::PerRequest(path) => {
-            writeln!(lua, "wrk.headers[\"Content-Type\"] = \"application/json\"").unwrap();
-            writeln!(
-                lua,
-                "local bodies = {{}}\n\
-                 for l in io.lines({}) do bodies[#bodies + 1] = l end\n\
-                 local i = 0\n\
-                 request = function()\n  i = i + 1\n  \
-                 return wrk.format(nil, nil, nil, bodies[i] or \"\")\nend",
-                lua_str(&path.display().to_string())
-            )
-            .unwrap();
-        }
+        Body::PerRequest(_) => panic!("per-request bodies go to this bench's own generator"),
     }
     // wrk counts answers with a status of 400 or more as errors (a handler
     // comparing every status exactly would make wrk parse every answer and
@@ -689,10 +678,10 @@ fn loadgen_child(spec: &Path) {
             "", &target, proto, spec.conns, secs, workload,
         ))
         .expect("a row");
-    let secs = secs.as_secs_f64();
     println!(
-        "OZMINT {:.0} {secs} {} {} {} {}",
-        row.rate * secs,
+        "OZMINT {:.0} {} {} {} {} {}",
+        row.rate * row.secs,
+        row.secs,
         row.errors,
         row.p50_us,
         row.p99_us,
@@ -999,7 +988,7 @@ fn main() {
     let mut notes = Vec::new();
 
     // Consumption: a new support token per request, so a body file per run.
-    let consume_gens = [Gen::Wrk, Gen::Own(Proto::H2)];
+    let consume_gens = [Gen::Own(Proto::H1), Gen::Own(Proto::H2)];
     let consume_runs = s.conns.len() * consume_gens.len();
     for durability in ["durable", "relaxed"] {
         progress(format!("{durability}: preparing the store"));
@@ -1033,7 +1022,12 @@ fn main() {
                 w,
                 (addr, &cert, bare.0.id()),
                 "bare hyper 1 + rustls, constant body",
-                &[Gen::Wrk, Gen::H2load, Gen::Own(Proto::H2)],
+                &[
+                    Gen::Wrk,
+                    Gen::H2load,
+                    Gen::Own(Proto::H1),
+                    Gen::Own(Proto::H2),
+                ],
                 &s.conns,
                 s.secs,
                 true,
@@ -1147,7 +1141,7 @@ fn main() {
     println!(
         "{}; load average {} at the start, {} at the end; {:.0} s in all.\n\
          Load generators, each a process with one thread: wrk (HTTP/1.1), h2load (HTTP/2), and\n\
-         for per-request bodies over HTTP/2 this bench's own (hyper's client).\n",
+         for per-request bodies (consumption) this bench's own (hyper's client).\n",
         machine(),
         load_start,
         load_average(),

@@ -301,6 +301,8 @@ pub struct Row {
     pub conns: usize,
     pub baseline: bool,
     pub rate: f64,
+    /// Seconds measured (less than the row's when its bodies ran out).
+    pub secs: f64,
     pub p50_us: u32,
     pub p99_us: u32,
     pub p999_us: u32,
@@ -375,6 +377,7 @@ pub async fn run_load(
         conns,
         baseline: false,
         rate: ok as f64 / elapsed,
+        secs: elapsed,
         p50_us: pct(500),
         p99_us: pct(990),
         p999_us: pct(999),
