@@ -34,10 +34,13 @@ pub const ID_TEXT_LEN: usize = 43;
 pub struct Id(pub [u8; 32]);
 
 impl Id {
-    /// A fresh id from the operating system's random generator.
+    /// A fresh random id, from the thread's CSPRNG (seeded from the
+    /// operating system): ids are public and only have to be unique and
+    /// unguessable, and this saves a system call per id (every temporary
+    /// token gets one). Secrets come from the operating system directly.
     pub fn random() -> Self {
         let mut bytes = [0u8; 32];
-        rand::rngs::OsRng.fill_bytes(&mut bytes);
+        rand::thread_rng().fill_bytes(&mut bytes);
         Id(bytes)
     }
 

@@ -608,19 +608,26 @@ pub struct Route {
 impl Route {
     /// The parameters if `segs` match the template.
     fn capture(&self, segs: &[String]) -> Option<Vec<String>> {
-        let template = self.template.strip_prefix('/')?.split('/');
-        if template.clone().count() != segs.len() {
-            return None;
-        }
-        let mut params = Vec::new();
-        for (t, seg) in template.zip(segs) {
-            if t.starts_with('{') {
-                params.push(seg.clone());
-            } else if t != seg {
+        // Matched first without allocating (every request tries the routes
+        // in order until one matches), then the parameters are copied.
+        let parts = || self.template.strip_prefix('/').map(|t| t.split('/'));
+        let mut template = parts()?;
+        for seg in segs {
+            let t = template.next()?;
+            if !t.starts_with('{') && t != seg {
                 return None;
             }
         }
-        Some(params)
+        if template.next().is_some() {
+            return None;
+        }
+        Some(
+            parts()?
+                .zip(segs)
+                .filter(|(t, _)| t.starts_with('{'))
+                .map(|(_, seg)| seg.clone())
+                .collect(),
+        )
     }
 
     /// The endpoint with placeholder parameters.

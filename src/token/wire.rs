@@ -13,17 +13,16 @@ use std::sync::Once;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
 use hmac::{Hmac, Mac};
-use macaroon::{ByteString, Caveat as MCaveat, Macaroon, MacaroonKey};
+use macaroon::{ByteString, Macaroon, MacaroonKey};
 use sha2::Sha256;
 use subtle::ConstantTimeEq;
 
 use super::TokenError;
 
 /// Longest token accepted, in base64 characters after un-escaping (the
-/// escaped form may be up to twice as long). Checked before the macaroon
-/// crate sees any byte: its V1 parser recurses once per packet and overflows
-/// the stack on inputs of ~90 KB; this cap keeps it far below that (at most
-/// 2 048 packets of 6 bytes, which the tests parse on a 2 MiB thread).
+/// escaped form may be up to twice as long). Checked before any byte is
+/// decoded (the macaroon crate's V1 parser, no longer used to read tokens,
+/// recursed once per packet and overflowed the stack on inputs of ~90 KB).
 ///
 /// Onedata itself accepts 1 MiB; ozmint's cap is deliberate. It was 8 KiB
 /// for the legacy tokens (two short caveats); 20.02+ tokens carry their
@@ -149,10 +148,6 @@ pub fn signature_matches(raw: &RawToken, secret: &[u8]) -> bool {
     expected.ct_eq(&raw.signature).into()
 }
 
-fn serialize(m: &Macaroon) -> Result<String, TokenError> {
-    Ok(encode(&raw_of(m)?))
-}
-
 fn signature_of(m: &Macaroon) -> Result<[u8; 32], TokenError> {
     m.signature()[..]
         .try_into()
@@ -192,9 +187,10 @@ pub fn mint(
 /// Appends a first-party caveat to a token, as any holder can without the
 /// secret. The result is in the escaped form.
 pub fn attenuate(token: &str, caveat: &str) -> Result<String, TokenError> {
-    let mut m = deserialize(token)?;
-    m.add_first_party_caveat(ByteString(caveat.as_bytes().to_vec()));
-    serialize(&m)
+    let mut raw = parse(token)?;
+    raw.signature = extend_signature(raw.signature, &[caveat]);
+    raw.caveats.push(caveat.as_bytes().to_vec());
+    Ok(encode(&raw))
 }
 
 /// Appends first-party caveats to a parsed token, as any holder can without
@@ -236,8 +232,8 @@ fn encoded_len(raw: &RawToken) -> usize {
     (bin * 4).div_ceil(3)
 }
 
-fn deserialize(token: &str) -> Result<Macaroon, TokenError> {
-    init();
+/// The binary packets of a token in any accepted form.
+fn deserialize(token: &str) -> Result<Vec<u8>, TokenError> {
     let token = token.trim();
     if token.is_empty() {
         return Err(TokenError::Malformed);
@@ -263,10 +259,8 @@ fn deserialize(token: &str) -> Result<Macaroon, TokenError> {
 }
 
 /// Base64 of either alphabet (as libmacaroons and the macaroon crate read
-/// it: URL-safe if a `-` or `_` occurs, else standard), padded or not, then
-/// the crate's binary parser. Decoding here rather than in the crate's
-/// `Macaroon::deserialize`, which decodes with an older, slower base64.
-fn from_base64(text: &str) -> Option<Macaroon> {
+/// it: URL-safe if a `-` or `_` occurs, else standard), padded or not.
+fn from_base64(text: &str) -> Option<Vec<u8>> {
     use base64::alphabet::{STANDARD, URL_SAFE};
     use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};
     const CONFIG: GeneralPurposeConfig =
@@ -280,33 +274,74 @@ fn from_base64(text: &str) -> Option<Macaroon> {
     } else {
         &STD
     };
-    let binary = engine.decode(text).ok()?;
-    Macaroon::deserialize_binary(&binary).ok()
+    engine.decode(text).ok()
 }
 
 /// Parses a token in any accepted form. Third-party caveats are refused.
 pub fn parse(token: &str) -> Result<RawToken, TokenError> {
-    raw_of(&deserialize(token)?)
+    read_v1(&deserialize(token)?)
 }
 
-/// The parts of a macaroon; third-party caveats are refused.
-fn raw_of(m: &Macaroon) -> Result<RawToken, TokenError> {
+/// Reads libmacaroons V1 packets in libmacaroons' order: `location`
+/// (optional), `identifier`, first-party caveats (`cid`), `signature` (32
+/// bytes), nothing after. Read here rather than by the macaroon crate, whose
+/// parser makes a random key (a `getrandom` system call) for every token it
+/// reads and recurses once per packet; it accepts everything this does, with
+/// the same parts (a proptest compares them), and also packets out of order,
+/// which libmacaroons and Onedata never write.
+fn read_v1(mut bin: &[u8]) -> Result<RawToken, TokenError> {
+    use TokenError::Malformed;
+    let mut packet = next_packet(&mut bin)?;
+    let mut location = None;
+    if let Some((b"location", v)) = packet {
+        location = Some(String::from_utf8(v.to_vec()).map_err(|_| Malformed)?);
+        packet = next_packet(&mut bin)?;
+    }
+    let Some((b"identifier", identifier)) = packet else {
+        return Err(Malformed);
+    };
     let mut caveats = Vec::new();
-    for c in m.caveats() {
-        match c {
-            MCaveat::FirstParty(fp) => caveats.push(fp.predicate().0),
-            MCaveat::ThirdParty(_) => return Err(TokenError::UnknownCaveat),
+    loop {
+        match next_packet(&mut bin)? {
+            Some((b"cid", _)) if caveats.len() == MAX_CAVEATS => return Err(TokenError::TooLong),
+            Some((b"cid", c)) => caveats.push(c.to_vec()),
+            // A third-party caveat's verifier id and location.
+            Some((b"vid" | b"cl", _)) => return Err(TokenError::UnknownCaveat),
+            Some((b"signature", sig)) if bin.is_empty() => {
+                return Ok(RawToken {
+                    location,
+                    identifier: identifier.to_vec(),
+                    caveats,
+                    signature: sig.try_into().map_err(|_| Malformed)?,
+                })
+            }
+            _ => return Err(Malformed),
         }
     }
-    if caveats.len() > MAX_CAVEATS {
-        return Err(TokenError::TooLong);
+}
+
+/// The next V1 packet of `data` (four hex digits giving the packet's whole
+/// length, then `key value\n`) as key and value, advancing `data`.
+#[allow(clippy::type_complexity)]
+fn next_packet<'a>(data: &mut &'a [u8]) -> Result<Option<(&'a [u8], &'a [u8])>, TokenError> {
+    if data.is_empty() {
+        return Ok(None);
     }
-    Ok(RawToken {
-        location: m.location(),
-        identifier: m.identifier().0,
-        caveats,
-        signature: signature_of(m)?,
-    })
+    let size = data
+        .get(..4)
+        .and_then(|hex| {
+            hex.iter().try_fold(0usize, |n, &b| {
+                Some(n * 16 + (b as char).to_digit(16)? as usize)
+            })
+        })
+        .ok_or(TokenError::Malformed)?;
+    let packet = data
+        .get(4..size)
+        .and_then(|p| p.strip_suffix(b"\n"))
+        .ok_or(TokenError::Malformed)?;
+    *data = &data[size..];
+    let space = memchr::memchr(b' ', packet).ok_or(TokenError::Malformed)?;
+    Ok(Some((&packet[..space], &packet[space + 1..])))
 }
 
 /// Serializes a raw token to the escaped wire form (it signs nothing: the
@@ -503,6 +538,126 @@ mod tests {
             .join()
             .expect("no stack overflow");
         assert!(!parsed);
+    }
+
+    /// One V1 packet as libmacaroons writes it.
+    fn v1_packet(key: &str, value: &[u8]) -> Vec<u8> {
+        let mut out = format!("{:04x}{key} ", 4 + key.len() + 1 + value.len() + 1).into_bytes();
+        out.extend_from_slice(value);
+        out.push(b'\n');
+        out
+    }
+
+    /// The macaroon crate's reading of a binary token, in our terms (`None`
+    /// where it refuses, or where it reads a third-party caveat).
+    fn crate_reads(bin: &[u8]) -> Option<RawToken> {
+        let m = Macaroon::deserialize_binary(bin).ok()?;
+        let mut caveats = Vec::new();
+        for c in m.caveats() {
+            match c {
+                macaroon::Caveat::FirstParty(fp) => caveats.push(fp.predicate().0),
+                macaroon::Caveat::ThirdParty(_) => return None,
+            }
+        }
+        Some(RawToken {
+            location: m.location(),
+            identifier: m.identifier().0,
+            caveats,
+            signature: m.signature()[..].try_into().ok()?,
+        })
+    }
+
+    /// Packet sequences near the V1 layout: known and unknown keys in any
+    /// order, values of any bytes (32 often, as signatures need), sometimes
+    /// a byte changed or the end cut.
+    fn packet_soup() -> impl Strategy<Value = Vec<u8>> {
+        let key = prop::sample::select(vec![
+            "location",
+            "identifier",
+            "cid",
+            "vid",
+            "cl",
+            "signature",
+            "sig",
+        ]);
+        let value = prop_oneof![
+            prop::collection::vec(any::<u8>(), 32),
+            prop::collection::vec(any::<u8>(), 0..40),
+            "[a-z =<0-9]{0,30}".prop_map(String::into_bytes),
+        ];
+        // libmacaroons' layout, sometimes with one packet's key replaced.
+        let canonical = (
+            any::<bool>(),
+            prop::collection::vec(value.clone(), 0..4),
+            prop::collection::vec(any::<u8>(), 32),
+            any::<u16>(),
+            prop::option::of(key.clone()),
+        )
+            .prop_map(|(loc, cids, sig, at, swap)| {
+                let mut ps: Vec<(&str, Vec<u8>)> = Vec::new();
+                if loc {
+                    ps.push(("location", b"onezone".to_vec()));
+                }
+                ps.push(("identifier", b"id".to_vec()));
+                ps.extend(cids.into_iter().map(|c| ("cid", c)));
+                ps.push(("signature", sig));
+                if let Some(k) = swap {
+                    let at = at as usize % ps.len();
+                    ps[at].0 = k;
+                }
+                ps.iter()
+                    .flat_map(|(k, v)| v1_packet(k, v))
+                    .collect::<Vec<u8>>()
+            });
+        let soup = prop::collection::vec((key, value), 0..7).prop_map(|ps| {
+            ps.iter()
+                .flat_map(|(k, v)| v1_packet(k, v))
+                .collect::<Vec<u8>>()
+        });
+        (
+            prop_oneof![canonical, soup],
+            any::<u16>(),
+            any::<u8>(),
+            0..3u8,
+        )
+            .prop_map(|(mut b, at, byte, how)| {
+                if !b.is_empty() {
+                    let at = at as usize % b.len();
+                    match how {
+                        0 => b[at] = byte,
+                        1 => b.truncate(at),
+                        _ => {}
+                    }
+                }
+                b
+            })
+    }
+
+    proptest! {
+        /// What ozmint reads, the macaroon crate reads too, as the same parts;
+        /// and the layout libmacaroons writes is always read.
+        #[test]
+        fn the_crate_reads_what_we_read(bin in packet_soup()) {
+            match read_v1(&bin) {
+                Ok(ours) => prop_assert_eq!(crate_reads(&bin), Some(ours)),
+                Err(_) => {
+                    // Refused: then it is not libmacaroons' layout of first-party caveats.
+                    let theirs = crate_reads(&bin);
+                    if let Some(t) = theirs {
+                        let mut canonical = Vec::new();
+                        if let Some(l) = &t.location {
+                            canonical.extend(v1_packet("location", l.as_bytes()));
+                        }
+                        canonical.extend(v1_packet("identifier", &t.identifier));
+                        for c in &t.caveats {
+                            canonical.extend(v1_packet("cid", c));
+                        }
+                        canonical.extend(v1_packet("signature", &t.signature));
+                        prop_assert_ne!(canonical, bin);
+                    }
+                }
+            }
+        }
     }
 
     proptest! {
