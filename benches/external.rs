@@ -160,16 +160,18 @@ fn bare_server_child(dir: &Path, body: &Path) {
     });
 }
 
-/// Child `prepare DIR CONSUME RECORDS`: the demo data set in the store of DIR,
-/// CONSUME support token bodies (one per line in `DIR/consume.jsonl`) and
-/// RECORDS token records; prints `ready`, then exits (closing the store).
-fn prepare_child(dir: &Path, consume: usize, records: usize) {
+/// Child `prepare DIR CONSUME RECORDS [URL]`: the demo data set in the store
+/// of DIR (or at the engine URL), CONSUME support token bodies (one per line
+/// in `DIR/consume.jsonl`) and RECORDS token records; prints `ready`, then
+/// exits (closing the store).
+fn prepare_child(dir: &Path, consume: usize, records: usize, url: Option<String>) {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .expect("runtime");
     rt.block_on(async {
-        let config = config_for(dir, DurabilityMode::Relaxed);
+        let mut config = config_for(dir, DurabilityMode::Relaxed);
+        config.store.url = url;
         let store = ozmint::serve::open_store(&config).await.expect("open");
         ozmint::serve::bootstrap(&store, true, None)
             .await
@@ -345,7 +347,8 @@ impl Run {
 }
 
 /// Runs `gen` against `addr` (certificate `cert`) with `conns` connections
-/// for `secs`, measuring the CPU time of `server_pid`.
+/// for `secs`, measuring the CPU time of the processes `pids` (the server, and
+/// the etcd members it uses).
 #[allow(clippy::too_many_arguments)]
 fn drive(
     work: &Path,
@@ -355,16 +358,17 @@ fn drive(
     conns: usize,
     secs: f64,
     load: &Load,
-    server_pid: u32,
+    pids: &[u32],
 ) -> Run {
     let url = format!("https://127.0.0.1:{}{}", addr.port(), load.path);
-    let cpu0 = cpu_time(server_pid);
+    let cpu = || pids.iter().map(|&p| cpu_time(p)).sum::<Duration>();
+    let cpu0 = cpu();
     let mut run = match gen {
         Gen::Wrk => wrk(work, &url, conns, secs, load),
         Gen::H2load => h2load(work, &url, conns, secs, load),
         Gen::Own(proto) => own(work, addr, cert, proto, conns, secs, load),
     };
-    run.cpu = cpu_time(server_pid).saturating_sub(cpu0);
+    run.cpu = cpu().saturating_sub(cpu0);
     run
 }
 
@@ -695,17 +699,14 @@ fn loadgen_child(spec: &Path) {
 // ---------------------------------------------------------------------------
 // The servers
 
-/// A data directory, prepared by the `prepare` child (which has exited).
-fn prepare(dir: &Path, consume: usize, records: usize) -> Duration {
+/// A data directory (and the store at `url`, if given), prepared by the
+/// `prepare` child (which has exited).
+fn prepare(dir: &Path, consume: usize, records: usize, url: Option<&str>) -> Duration {
     let t = Instant::now();
-    let (mut child, rx) = spawn_self(
-        "prepare",
-        &[
-            dir,
-            Path::new(&consume.to_string()),
-            Path::new(&records.to_string()),
-        ],
-    );
+    let (consume, records) = (consume.to_string(), records.to_string());
+    let mut args = vec![dir, Path::new(&consume), Path::new(&records)];
+    args.extend(url.map(Path::new));
+    let (mut child, rx) = spawn_self("prepare", &args);
     line_with(&rx, "ready");
     let status = child.0.wait().expect("wait for prepare");
     assert!(status.success(), "prepare: {status}");
@@ -714,19 +715,19 @@ fn prepare(dir: &Path, consume: usize, records: usize) -> Duration {
 
 /// `ozmint serve --demo` on the store of `data`, with `durability`; the time
 /// from spawning it to its first `/readyz` answer over HTTPS.
-fn serve(work: &Path, data: &Path, durability: &str) -> (Server, Target, Duration) {
+fn serve(
+    work: &Path,
+    data: &Path,
+    url: Option<&str>,
+    durability: &str,
+) -> (Server, Target, Duration) {
     let t = Instant::now();
-    let server = Server::start(
-        work,
-        &[
-            "--demo",
-            "--listen",
-            "127.0.0.1:0",
-            "--data",
-            &data.display().to_string(),
-        ],
-        &[("OZMINT_DURABILITY", durability)],
-    );
+    let data_arg = data.display().to_string();
+    let mut args = vec!["--demo", "--listen", "127.0.0.1:0", "--data", &data_arg];
+    if let Some(url) = url {
+        args.extend(["--store", url]);
+    }
+    let server = Server::start(work, &args, &[("OZMINT_DURABILITY", durability)]);
     let target = Target {
         addr: server.addr(),
         tls: client_tls(&data.join("tls").join("cert.pem")),
@@ -897,7 +898,7 @@ impl Table {
     fn measure(
         &mut self,
         w: &Path,
-        (addr, cert, pid): (std::net::SocketAddr, &Path, u32),
+        (addr, cert, pids): (std::net::SocketAddr, &Path, &[u32]),
         label: &str,
         gens: &[Gen],
         conns: &[usize],
@@ -913,7 +914,7 @@ impl Table {
                     gen.name()
                 ));
                 let load = load_for(gen, c);
-                let run = drive(w, addr, cert, gen, c, secs, &load, pid);
+                let run = drive(w, addr, cert, gen, c, secs, &load, pids);
                 self.rows.push(Row {
                     label: label.to_owned(),
                     gen,
@@ -963,6 +964,89 @@ fn ms(us: f64) -> String {
     }
 }
 
+/// The rows over a real 3-member etcd cluster (feature `etcd`): the server
+/// on the etcd engine, durable; CPU per request counts the server and the
+/// three members.
+#[cfg(feature = "etcd")]
+fn etcd_rows(s: &Settings, w: &Path, table: &mut Table, notes: &mut Vec<String>) {
+    let Some(cluster) = testkit::etcd::Cluster::start() else {
+        return;
+    };
+    let url = cluster.url("bench");
+    let data = w.join("data-etcd");
+    std::fs::create_dir_all(&data).expect("data dir");
+    // Consumption over etcd runs at a few thousand a second.
+    let per_run = (s.consume_per_run / 5).max(1000);
+    progress("etcd: preparing the store");
+    prepare(&data, per_run * 2, 0, Some(&url));
+    let bodies = std::fs::read_to_string(data.join("consume.jsonl")).expect("bodies");
+    let mut bodies = bodies.lines();
+    let (server, target, ready) = serve(w, &data, Some(&url), "durable");
+    let cert = data.join("tls").join("cert.pem");
+    let mut pids = vec![server.pid().parse::<u32>().expect("pid")];
+    pids.extend((0..3).filter_map(|i| cluster.pid(i)));
+    let srv = (target.addr, cert.as_path(), &pids[..]);
+    notes.push(format!(
+        "etcd: start to ready {:.0} ms",
+        ready.as_secs_f64() * 1e3
+    ));
+    let f = facts(&target);
+    let conns = &s.conns[..1];
+    for (label, load) in loads(&f) {
+        if label.contains("Basic") || label.contains("healthz") {
+            continue;
+        }
+        let durable = if label.contains("seed mint") {
+            ", durable"
+        } else {
+            ""
+        };
+        let label = format!("{label}{durable}, etcd (CPU: ozmint + 3 members)");
+        if !wanted(&label) {
+            continue;
+        }
+        expect_status(&target, &load);
+        table.measure(
+            w,
+            srv,
+            &label,
+            &gens(&load),
+            conns,
+            s.secs,
+            false,
+            |_, _| load.clone(),
+        );
+    }
+    let label = "consume support token, durable, etcd (CPU: ozmint + 3 members)";
+    if wanted(label) {
+        let mut n = 0;
+        table.measure(
+            w,
+            srv,
+            label,
+            &[Gen::Own(Proto::H1), Gen::Own(Proto::H2)],
+            conns,
+            s.secs,
+            false,
+            |_, _| {
+                n += 1;
+                let file = w.join(format!("consume-etcd-{n}.jsonl"));
+                let part: Vec<&str> = bodies.by_ref().take(per_run).collect();
+                std::fs::write(&file, part.join("\n")).expect("bodies");
+                Load {
+                    method: "POST",
+                    path: format!("{PREFIX}/provider/spaces/support"),
+                    headers: vec![("x-auth-token", f.provider.clone())],
+                    body: Body::PerRequest(file),
+                    status: 201,
+                }
+            },
+        );
+    }
+    drop(server);
+    drop(cluster);
+}
+
 // ---------------------------------------------------------------------------
 
 fn main() {
@@ -975,6 +1059,7 @@ fn main() {
                 Path::new(&args[2]),
                 args[3].parse().expect("consume"),
                 args[4].parse().expect("records"),
+                args.get(5).cloned(),
             )
         }
         _ => {}
@@ -994,13 +1079,14 @@ fn main() {
         progress(format!("{durability}: preparing the store"));
         let data = w.join(format!("data-{durability}"));
         std::fs::create_dir_all(&data).expect("data dir");
-        prepare(&data, s.consume_per_run * consume_runs, 0);
+        prepare(&data, s.consume_per_run * consume_runs, 0, None);
         let bodies = std::fs::read_to_string(data.join("consume.jsonl")).expect("bodies");
         let mut bodies = bodies.lines();
-        let (server, target, ready) = serve(w, &data, durability);
+        let (server, target, ready) = serve(w, &data, None, durability);
         let pid: u32 = server.pid().parse().expect("pid");
         let cert = data.join("tls").join("cert.pem");
-        let srv = (target.addr, cert.as_path(), pid);
+        let pids = [pid];
+        let srv = (target.addr, cert.as_path(), &pids[..]);
         notes.push(format!(
             "{durability}: start to ready {:.0} ms (demo store)",
             ready.as_secs_f64() * 1e3
@@ -1020,7 +1106,7 @@ fn main() {
             };
             table.measure(
                 w,
-                (addr, &cert, bare.0.id()),
+                (addr, &cert, &[bare.0.id()]),
                 "bare hyper 1 + rustls, constant body",
                 &[
                     Gen::Wrk,
@@ -1092,8 +1178,8 @@ fn main() {
         progress(format!("big store: filling {} token records", s.records));
         let data = w.join("data-big");
         std::fs::create_dir_all(&data).expect("data dir");
-        let fill = prepare(&data, 0, s.records);
-        let (server, target, ready) = serve(w, &data, "durable");
+        let fill = prepare(&data, 0, s.records, None);
+        let (server, target, ready) = serve(w, &data, None, "durable");
         let pid: u32 = server.pid().parse().expect("pid");
         let cert = data.join("tls").join("cert.pem");
         notes.push(format!(
@@ -1115,7 +1201,7 @@ fn main() {
             expect_status(&target, &load);
             table.measure(
                 w,
-                (target.addr, &cert, pid),
+                (target.addr, &cert, &[pid]),
                 &format!("{label}, {} records", s.records),
                 &gens(&load),
                 &s.conns[..1],
@@ -1131,6 +1217,9 @@ fn main() {
         ));
         drop(server);
     }
+
+    #[cfg(feature = "etcd")]
+    etcd_rows(&s, w, &mut table, &mut notes);
 
     let errors: u64 = table.rows.iter().map(|r| r.run.errors).sum();
     println!(
