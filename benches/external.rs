@@ -452,11 +452,19 @@ fn wrk(work: &Path, url: &str, conns: usize, secs: f64, load: &Load) -> Run {
         .arg("-s")
         .arg(&script)
         .arg(url);
-    let out = run_bounded(cmd, Duration::from_secs_f64(secs) + LOAD_GRACE);
+    summary(
+        &run_bounded(cmd, Duration::from_secs_f64(secs) + LOAD_GRACE),
+        "wrk",
+    )
+}
+
+/// The run a generator's output line `OZMINT requests duration-µs errors p50
+/// p99 p99.9` describes (wrk's Lua `done` and the `loadgen` child print it).
+fn summary(out: &str, who: &str) -> Run {
     let line = out
         .lines()
         .find_map(|l| l.strip_prefix("OZMINT "))
-        .unwrap_or_else(|| panic!("no summary from wrk:\n{out}"));
+        .unwrap_or_else(|| panic!("no summary from {who}:\n{out}"));
     let v: Vec<f64> = line
         .split_whitespace()
         .map(|x| x.parse().expect("number"))
@@ -619,28 +627,14 @@ fn own(
     cmd.arg("loadgen")
         .arg(&file)
         .env_remove("OZMINT_BENCH_ROWS");
-    let out = run_bounded(cmd, Duration::from_secs_f64(secs) + LOAD_GRACE);
-    let line = out
-        .lines()
-        .find_map(|l| l.strip_prefix("OZMINT "))
-        .unwrap_or_else(|| panic!("no summary from the loadgen child:\n{out}"));
-    let v: Vec<f64> = line
-        .split_whitespace()
-        .map(|x| x.parse().expect("number"))
-        .collect();
-    Run {
-        requests: v[0] as u64,
-        secs: v[1],
-        errors: v[2] as u64,
-        p50_us: v[3],
-        p99_us: v[4],
-        p999_us: v[5],
-        cpu: Duration::ZERO,
-    }
+    summary(
+        &run_bounded(cmd, Duration::from_secs_f64(secs) + LOAD_GRACE),
+        "the loadgen child",
+    )
 }
 
 /// Child `loadgen SPEC`: runs `common::load::run_load` (one thread) as SPEC
-/// says and prints `OZMINT requests secs errors p50 p99 p99.9`.
+/// says and prints its [`summary`] line.
 fn loadgen_child(spec: &Path) {
     let spec: LoadSpec =
         serde_json::from_slice(&std::fs::read(spec).expect("spec")).expect("spec json");
@@ -677,15 +671,15 @@ fn loadgen_child(spec: &Path) {
         common::load::Proto::H1
     };
     let secs = Duration::from_secs_f64(spec.secs);
-    let row = runtime()
+    let row = common::runtime()
         .block_on(common::load::run_load(
             "", &target, proto, spec.conns, secs, workload,
         ))
         .expect("a row");
     println!(
-        "OZMINT {:.0} {} {} {} {} {}",
+        "OZMINT {:.0} {:.0} {} {} {} {}",
         row.rate * row.secs,
-        row.secs,
+        row.secs * 1e6,
         row.errors,
         row.p50_us,
         row.p99_us,
@@ -732,7 +726,7 @@ fn serve(
         addr: server.addr(),
         tls: client_tls(&data.join("tls").join("cert.pem")),
     };
-    let rt = runtime();
+    let rt = common::runtime();
     let (status, _) = rt.block_on(one_request(
         &target,
         Method::GET,
@@ -744,10 +738,6 @@ fn serve(
     (server, target, t.elapsed())
 }
 
-fn runtime() -> tokio::runtime::Runtime {
-    common::runtime()
-}
-
 /// The credentials and bodies the rows use, asked of a running server.
 struct Facts {
     access: String,
@@ -757,7 +747,7 @@ struct Facts {
 }
 
 fn facts(target: &Target) -> Facts {
-    runtime().block_on(async {
+    common::runtime().block_on(async {
         let (access, provider) = credentials(target).await;
         let (st, named) = one_request(
             target,
@@ -841,6 +831,28 @@ fn loads(f: &Facts) -> Vec<(&'static str, Load)> {
     ]
 }
 
+/// The generators of the consumption rows (a new token per request).
+const CONSUME_GENS: [Gen; 2] = [Gen::Own(Proto::H1), Gen::Own(Proto::H2)];
+
+/// A consumption run: the next `n` support token bodies, written to `file`,
+/// each sent once with the provider's token.
+fn consume_load<'a>(
+    file: PathBuf,
+    bodies: &mut impl Iterator<Item = &'a str>,
+    n: usize,
+    f: &Facts,
+) -> Load {
+    let part: Vec<&str> = bodies.take(n).collect();
+    std::fs::write(&file, part.join("\n")).expect("bodies");
+    Load {
+        method: "POST",
+        path: format!("{PREFIX}/provider/spaces/support"),
+        headers: vec![("x-auth-token", f.provider.clone())],
+        body: Body::PerRequest(file),
+        status: 201,
+    }
+}
+
 /// One request of `load` (fixed bodies only) must answer its exact status.
 fn expect_status(target: &Target, load: &Load) {
     let Body::Fixed(body) = &load.body else {
@@ -851,7 +863,7 @@ fn expect_status(target: &Target, load: &Load) {
     if !body.is_empty() {
         headers.push(("content-type", "application/json".into()));
     }
-    let (status, answer) = runtime().block_on(one_request(
+    let (status, answer) = common::runtime().block_on(one_request(
         target,
         method,
         &load.path,
@@ -1024,22 +1036,14 @@ fn etcd_rows(s: &Settings, w: &Path, table: &mut Table, notes: &mut Vec<String>)
             w,
             srv,
             label,
-            &[Gen::Own(Proto::H1), Gen::Own(Proto::H2)],
+            &CONSUME_GENS,
             conns,
             s.secs,
             false,
             |_, _| {
                 n += 1;
                 let file = w.join(format!("consume-etcd-{n}.jsonl"));
-                let part: Vec<&str> = bodies.by_ref().take(per_run).collect();
-                std::fs::write(&file, part.join("\n")).expect("bodies");
-                Load {
-                    method: "POST",
-                    path: format!("{PREFIX}/provider/spaces/support"),
-                    headers: vec![("x-auth-token", f.provider.clone())],
-                    body: Body::PerRequest(file),
-                    status: 201,
-                }
+                consume_load(file, &mut bodies, per_run, &f)
             },
         );
     }
@@ -1073,8 +1077,7 @@ fn main() {
     let mut notes = Vec::new();
 
     // Consumption: a new support token per request, so a body file per run.
-    let consume_gens = [Gen::Own(Proto::H1), Gen::Own(Proto::H2)];
-    let consume_runs = s.conns.len() * consume_gens.len();
+    let consume_runs = s.conns.len() * CONSUME_GENS.len();
     for durability in ["durable", "relaxed"] {
         progress(format!("{durability}: preparing the store"));
         let data = w.join(format!("data-{durability}"));
@@ -1147,22 +1150,14 @@ fn main() {
                 w,
                 srv,
                 &label,
-                &consume_gens,
+                &CONSUME_GENS,
                 &s.conns,
                 s.secs,
                 false,
                 |_, _| {
                     n += 1;
                     let file = w.join(format!("consume-{durability}-{n}.jsonl"));
-                    let part: Vec<&str> = bodies.by_ref().take(s.consume_per_run).collect();
-                    std::fs::write(&file, part.join("\n")).expect("bodies");
-                    Load {
-                        method: "POST",
-                        path: format!("{PREFIX}/provider/spaces/support"),
-                        headers: vec![("x-auth-token", f.provider.clone())],
-                        body: Body::PerRequest(file),
-                        status: 201,
-                    }
+                    consume_load(file, &mut bodies, s.consume_per_run, &f)
                 },
             );
         }
