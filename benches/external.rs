@@ -43,7 +43,7 @@ use hyper::{Method, StatusCode};
 
 use common::load::{
     basic_admin, client_tls, config_for, credentials, env_num, load_average, machine, one_request,
-    progress, support_token_body, wanted, Target, DEMO_SPACE, PREFIX,
+    progress, support_token_body, wanted, Proto, Target, DEMO_SPACE, PREFIX,
 };
 use ozmint::model::{Id, Subject};
 use ozmint::{DurabilityMode, Zone, ZoneConfig};
@@ -252,21 +252,6 @@ fn rss_mib(pid: u32) -> (f64, f64) {
             .map_or(0.0, |kib| kib / 1024.0)
     };
     (field("VmRSS:"), field("VmHWM:"))
-}
-
-#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Debug)]
-enum Proto {
-    H1,
-    H2,
-}
-
-impl Proto {
-    fn name(self) -> &'static str {
-        match self {
-            Proto::H1 => "HTTP/1.1",
-            Proto::H2 => "HTTP/2",
-        }
-    }
 }
 
 /// A load generator: wrk (HTTP/1.1), h2load (HTTP/2), or this bench's own
@@ -665,11 +650,7 @@ fn loadgen_child(spec: &Path) {
         bodies,
         expect: StatusCode::from_u16(spec.status).expect("status"),
     };
-    let proto = if spec.h2 {
-        common::load::Proto::H2
-    } else {
-        common::load::Proto::H1
-    };
+    let proto = if spec.h2 { Proto::H2 } else { Proto::H1 };
     let secs = Duration::from_secs_f64(spec.secs);
     let row = common::runtime()
         .block_on(common::load::run_load(
