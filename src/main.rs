@@ -7,6 +7,7 @@ use std::process::ExitCode;
 use clap::{Args, Parser, Subcommand};
 
 mod admin_cli;
+mod log_writer;
 
 use ozmint::config::{Config, LogFormat};
 use ozmint::serve::{self, Bootstrap};
@@ -171,34 +172,36 @@ fn load(
     })
 }
 
-/// Logs to stderr, written by a thread of its own: a request formats its line
-/// and hands it over; the thread writes what gathered in one `write` (a
-/// system call per request line was an eighth of the CPU time of `/healthz`).
-/// Nothing is dropped: when the thread falls behind by
-/// [`LOG_LINES_IN_FLIGHT`] lines, requests wait for it. The guard writes
-/// what is left when dropped. Colours only on a terminal.
-fn init_logs(config: &Config) -> tracing_appender::non_blocking::WorkerGuard {
+/// Logs to stderr, written in batches by a thread of its own
+/// (`log_writer`): a request formats its line and appends it; nothing is
+/// dropped. The guard writes what is left when dropped. Colours only on a
+/// terminal. If the thread cannot be started, lines go to stderr directly.
+fn init_logs(config: &Config) -> Option<log_writer::Guard> {
     use std::io::IsTerminal as _;
-    let (writer, guard) = tracing_appender::non_blocking::NonBlockingBuilder::default()
-        .lossy(false)
-        .buffered_lines_limit(LOG_LINES_IN_FLIGHT)
-        .thread_name("ozmint-log")
-        .finish(std::io::BufWriter::new(std::io::stderr()));
     let filter = tracing_subscriber::EnvFilter::new(&config.log.level);
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_ansi(std::io::stderr().is_terminal())
-        .with_writer(writer);
+        .with_ansi(std::io::stderr().is_terminal());
+    let (writer, guard) = match log_writer::batched(std::io::stderr()) {
+        Ok((w, g)) => (
+            tracing_subscriber::fmt::writer::BoxMakeWriter::new(w),
+            Some(g),
+        ),
+        Err(e) => {
+            eprintln!("ozmint: cannot start the log thread ({e}); logging unbuffered");
+            (
+                tracing_subscriber::fmt::writer::BoxMakeWriter::new(std::io::stderr),
+                None,
+            )
+        }
+    };
+    let builder = builder.with_writer(writer);
     let _ = match config.log.format {
         LogFormat::Json => builder.json().flatten_event(true).try_init(),
         LogFormat::Human => builder.try_init(),
     };
     guard
 }
-
-/// Log lines formatted but not yet written before a request waits for the
-/// log thread.
-const LOG_LINES_IN_FLIGHT: usize = 16_384;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
