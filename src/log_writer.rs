@@ -200,7 +200,7 @@ mod tests {
     }
 
     #[test]
-    fn a_lone_line_is_written_within_the_linger_time() {
+    fn a_lone_line_is_written_without_more_coming() {
         let sink = Sink::default();
         let (mut w, _guard) = batched(sink.clone()).unwrap();
         w.write_all(b"one\n").unwrap();

@@ -175,32 +175,20 @@ fn load(
 /// Logs to stderr, written in batches by a thread of its own
 /// (`log_writer`): a request formats its line and appends it; nothing is
 /// dropped. The guard writes what is left when dropped. Colours only on a
-/// terminal. If the thread cannot be started, lines go to stderr directly.
-fn init_logs(config: &Config) -> Option<log_writer::Guard> {
+/// terminal. Fails if the log thread cannot be started.
+fn init_logs(config: &Config) -> std::io::Result<log_writer::Guard> {
     use std::io::IsTerminal as _;
+    let (writer, guard) = log_writer::batched(std::io::stderr())?;
     let filter = tracing_subscriber::EnvFilter::new(&config.log.level);
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_ansi(std::io::stderr().is_terminal());
-    let (writer, guard) = match log_writer::batched(std::io::stderr()) {
-        Ok((w, g)) => (
-            tracing_subscriber::fmt::writer::BoxMakeWriter::new(w),
-            Some(g),
-        ),
-        Err(e) => {
-            eprintln!("ozmint: cannot start the log thread ({e}); logging unbuffered");
-            (
-                tracing_subscriber::fmt::writer::BoxMakeWriter::new(std::io::stderr),
-                None,
-            )
-        }
-    };
-    let builder = builder.with_writer(writer);
+        .with_ansi(std::io::stderr().is_terminal())
+        .with_writer(writer);
     let _ = match config.log.format {
         LogFormat::Json => builder.json().flatten_event(true).try_init(),
         LogFormat::Human => builder.try_init(),
     };
-    guard
+    Ok(guard)
 }
 
 fn main() -> ExitCode {
@@ -452,7 +440,13 @@ fn serve_cmd(args: ServeArgs) -> ExitCode {
         Ok(c) => c,
         Err(code) => return code,
     };
-    let _logs = init_logs(&config);
+    let _logs = match init_logs(&config) {
+        Ok(g) => g,
+        Err(e) => {
+            eprintln!("ozmint: cannot start the log thread: {e}");
+            return ExitCode::from(EXIT_RUNTIME);
+        }
+    };
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
