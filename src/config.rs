@@ -245,6 +245,9 @@ pub struct CacheConfig {
     pub credentials_ttl_secs: u64,
     /// How many verified credentials are remembered.
     pub credentials_entries: usize,
+    /// How many verified tokens are remembered, to spare their parse and
+    /// signature check when they come again (0: none).
+    pub verified_tokens: usize,
 }
 
 impl Default for CacheConfig {
@@ -256,6 +259,7 @@ impl Default for CacheConfig {
             store_bytes: 32 * 1024 * 1024,
             credentials_ttl_secs: 300,
             credentials_entries: 10_000,
+            verified_tokens: crate::ops::DEFAULT_VERIFIED_TOKENS,
         }
     }
 }

@@ -295,6 +295,7 @@ pub async fn start(
             },
             max_temporary_token_ttl: config.tokens.max_temporary_ttl,
             online_window: config.providers.online_window_secs,
+            verified_tokens: config.cache.verified_tokens,
             geo: geo_of(config).map_err(fail("opening the GeoIP databases"))?,
         },
     )

@@ -16,8 +16,9 @@ use super::{json, parse_id, read_json, App};
 use crate::error::OzError;
 use crate::model::Subject;
 use crate::ops::named_tokens::{NamedTokenPatch, NamedTokenRequest, MAX_CAVEATS};
-use crate::ops::token_auth::{ipv4_of, parse, ContextParts, RequestContext};
+use crate::ops::token_auth::{ipv4_of, ContextParts, Presented, RequestContext};
 use crate::ops::Caller;
+use crate::ops::Zone;
 use crate::token::caveat::{Caveat, Interface};
 use crate::token::v2::{self, Consumer, InviteType, SessionPolicy, TokenType};
 
@@ -124,13 +125,14 @@ pub(super) async fn dispatch(
 
 /// The `token` field of a public endpoint's body, parsed
 /// (`missingRequiredValue`, `badValueToken` with the token's error).
-pub(super) fn token_field(body: &Value) -> Result<v2::Token, crate::Error> {
+pub(super) fn token_field(zone: &Zone, body: &Value) -> Result<Presented, crate::Error> {
     let s = match body.get("token") {
         None => return Err(OzError::MissingRequiredValue("token").into()),
         Some(Value::String(s)) => s,
         Some(_) => return Err(OzError::BadValueString("token").into()),
     };
-    parse(s).map_err(|e| OzError::BadValueToken("token", Box::new(e)).into())
+    zone.present(s)
+        .map_err(|e| OzError::BadValueToken("token", Box::new(e)).into())
 }
 
 fn optional_str<'a>(body: &'a Value, key: &'static str) -> Result<Option<&'a str>, crate::Error> {
@@ -154,7 +156,7 @@ pub(super) fn is_modern_examination(body: &Bytes) -> bool {
 /// `POST /tokens/examine` for a 20.02+ token: no verification.
 pub(super) fn examine(app: &App, body: &Bytes) -> Result<Resp, ApiError> {
     let v: Value = read_json(app, body)?;
-    let token = token_field(&v)?;
+    let token = token_field(&app.zone, &v)?;
     let ex = token.examine().map_err(|e| {
         crate::Error::from(OzError::BadValueToken("token", Box::new(OzError::Token(e))))
     })?;
@@ -182,7 +184,7 @@ pub(super) async fn public(
         return super::scope::infer(app, &v, peer).await;
     }
     if ep == TokenConfine {
-        let token = token_field(&v)?;
+        let token = token_field(&app.zone, &v)?;
         let caveats = match v.get("caveats") {
             None => return Err(crate::Error::from(OzError::MissingRequiredValue("caveats")).into()),
             Some(Value::Array(list)) if list.len() <= MAX_CAVEATS => list
@@ -211,7 +213,7 @@ pub(super) async fn public(
         return Ok(json(StatusCode::OK, &json!({ "token": out })));
     }
     let zone = &app.zone;
-    let token = token_field(&v)?;
+    let token = token_field(&app.zone, &v)?;
     let peer_ip = match optional_str(&v, "peerIp")? {
         None => ipv4_of(peer),
         Some(s) => Some(

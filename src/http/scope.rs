@@ -55,7 +55,7 @@ pub(super) async fn provider(
 
 /// `POST /tokens/infer_access_token_scope`: the body is read already.
 pub(super) async fn infer(app: &App, v: &Value, peer: IpAddr) -> Result<Resp, ApiError> {
-    let token = super::modern::token_field(v)?;
+    let token = super::modern::token_field(&app.zone, v)?;
     let serialized = v.get("token").and_then(Value::as_str).unwrap_or_default();
     let consumer = match v.get("consumerToken") {
         None => ScopeConsumer::Subject,

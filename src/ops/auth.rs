@@ -22,8 +22,8 @@ use rand::RngCore;
 use subtle::ConstantTimeEq;
 
 use super::{Caller, Zone};
-use crate::error::{Entity, Error, Result};
-use crate::model::{Id, Subject, TokenKind};
+use crate::error::{Error, Result};
+use crate::model::Id;
 use crate::token::TokenError;
 
 /// Longest password accepted, in bytes (argon2 takes any length; this bounds work).
@@ -408,22 +408,17 @@ impl Zone {
 
     /// Authenticates a legacy (18.02) access or provider token.
     pub(crate) async fn token_caller(&self, token: &str) -> Result<Caller, AuthFailure> {
-        let v = self.verify(token).await.map_err(|e| match e {
-            Error::Token(t) => AuthFailure::Auth(AuthError::BadToken(t)),
-            other => AuthFailure::Internal(other),
-        })?;
-        let subject = match v.record.kind {
-            TokenKind::Access => Subject::User(v.record.target),
-            TokenKind::Provider => Subject::Provider(v.record.target),
-            _ => {
-                return Err(AuthFailure::Auth(AuthError::BadToken(
-                    TokenError::WrongType,
-                )))
-            }
-        };
-        let exists = match subject {
-            Subject::User(id) => self.store.exists(Entity::User, &id).await?,
-            Subject::Provider(id) => self.store.exists(Entity::Provider, &id).await?,
+        let (v, exists) = self
+            .verify_reading(token, true)
+            .await
+            .map_err(|e| match e {
+                Error::Token(t) => AuthFailure::Auth(AuthError::BadToken(t)),
+                other => AuthFailure::Internal(other),
+            })?;
+        let (Some(subject), Some(exists)) = (super::tokens::subject_of(&v.record), exists) else {
+            return Err(AuthFailure::Auth(AuthError::BadToken(
+                TokenError::WrongType,
+            )));
         };
         if !exists {
             return Err(AuthFailure::Auth(AuthError::Gone));

@@ -31,7 +31,7 @@ use serde_json::Value;
 
 use super::authorize::Action;
 use super::members::{MemberPrivileges, Members};
-use super::token_auth::{parse, token_subject, ContextParts};
+use super::token_auth::{token_subject, ContextParts};
 use super::tokens::Minted;
 use super::{Caller, Zone};
 use crate::error::{Entity, Error, OzError, Result};
@@ -612,7 +612,7 @@ impl Zone {
         effect: Effect<'_>,
     ) -> Result<Consumed> {
         let bad_token = |e: OzError| OzError::BadValueToken("token", Box::new(e));
-        let token = parse(serialized).map_err(bad_token)?;
+        let token = self.present(serialized).map_err(bad_token)?;
         let Identifier::V2(ident) = token.identifier() else {
             return Err(bad_token(OzError::NotAnInviteToken(Some(t), TokenType::ACCESS)).into());
         };

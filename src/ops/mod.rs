@@ -10,6 +10,7 @@
 //! - [`authorize`]: who may do what (effective privileges).
 //! - [`tokens`]: minting, verifying, listing, revoking, examining tokens.
 //! - [`token_auth`]: Onedata 20.02+ tokens as credentials, and their verification.
+//! - `token_cache`: the tokens this instance has verified, by their serialized form.
 //! - [`named_tokens`], [`temporary_tokens`]: the 20.02+ token API.
 //! - [`invites`]: 20.02+ invite tokens: who may issue them, their consumption.
 //! - [`providers`]: registering providers and consuming invite tokens.
@@ -29,6 +30,7 @@ pub mod providers;
 pub mod scope;
 pub mod temporary_tokens;
 pub mod token_auth;
+mod token_cache;
 pub mod tokens;
 pub mod users;
 
@@ -60,7 +62,13 @@ pub struct ZoneConfig {
     /// Seconds: a provider is online while its last authenticated request
     /// is at most this old.
     pub online_window: u64,
+    /// How many verified tokens are remembered, by their serialized form, to
+    /// spare their parse and signature check when they come again (0: none).
+    pub verified_tokens: usize,
 }
+
+/// The default [`ZoneConfig::verified_tokens`].
+pub const DEFAULT_VERIFIED_TOKENS: usize = 10_000;
 
 /// The default [`ZoneConfig::online_window`]: one minute.
 pub const DEFAULT_ONLINE_WINDOW: u64 = 60;
@@ -77,6 +85,7 @@ impl Default for ZoneConfig {
             max_temporary_token_ttl: DEFAULT_MAX_TEMPORARY_TTL,
             geo: None,
             online_window: DEFAULT_ONLINE_WINDOW,
+            verified_tokens: DEFAULT_VERIFIED_TOKENS,
         }
     }
 }
@@ -88,6 +97,8 @@ pub struct Zone {
     auth: auth::Authenticator,
     /// When this process last recorded each provider's last request.
     seen: providers::SeenCache,
+    /// The tokens this instance verified.
+    verified: token_cache::TokenCache,
 }
 
 impl Zone {
@@ -96,6 +107,7 @@ impl Zone {
         store.ensure_root_key().await?;
         Ok(Zone {
             auth: auth::Authenticator::new(&config.auth),
+            verified: token_cache::TokenCache::new(config.verified_tokens),
             store,
             config,
             seen: providers::SeenCache::default(),

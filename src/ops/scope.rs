@@ -18,13 +18,14 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
 
 use super::providers::ProviderInfo;
+use super::token_auth::Presented;
 use super::token_auth::{ipv4_of, ContextParts, RequestContext};
 use super::Zone;
 use crate::error::{Error, OzError, Result};
 use crate::model::{Id, Subject, TokenKind};
 use crate::store::{PAGE_MAX, SPACE_PROVIDERS_REL};
 use crate::token::caveat::{data, Caveat, CaveatKind, Service, WILDCARD};
-use crate::token::v2::{self, Consumer, Identifier, SessionPolicy, Token, TokenType};
+use crate::token::v2::{self, Consumer, Identifier, SessionPolicy, TokenType};
 
 /// The caveats `infer_access_token_scope` does not check.
 const IGNORED: &[CaveatKind] = &[CaveatKind::Service, CaveatKind::Interface];
@@ -151,7 +152,7 @@ impl Zone {
     /// from it); `peer` is the requester's address.
     pub async fn infer_access_token_scope(
         &self,
-        token: &Token,
+        token: &Presented,
         serialized: &str,
         consumer: ScopeConsumer,
         peer: IpAddr,

@@ -9,7 +9,10 @@
 //! (`tokenInvalid`); check the signature and every caveat against the
 //! request's [`Context`]; refuse a subject that is gone
 //! (`tokenSubjectInvalid`) and a service that may not use the subject's
-//! access tokens (`tokenServiceForbidden`).
+//! access tokens (`tokenServiceForbidden`). A serialized token this zone
+//! verified before ([`Presented`], `token_cache`) skips its parse, and its
+//! signature while its secret is the one the signature matched then; every
+//! read and every other check runs on every request.
 //!
 //! A REST request is verified with interface `rest`, the peer's address from
 //! the socket, data-access caveats disallowed, the service proven by an
@@ -18,9 +21,13 @@
 //! `service` caveats put on the API) are checked per operation:
 //! [`Authenticated::check_operation`].
 
+use std::fmt;
 use std::net::{IpAddr, Ipv4Addr};
+use std::ops::Deref;
+use std::sync::Arc;
 
 use super::auth::{AuthError, AuthFailure};
+use super::token_cache::{Entry, Fingerprint, Modern, Slot};
 use super::{Caller, Zone};
 use crate::error::{Entity, Error, OzError, Result};
 use crate::model::{now, Id, Subject};
@@ -107,6 +114,62 @@ pub fn parse(serialized: &str) -> Result<Token, OzError> {
     Token::parse(serialized).map_err(OzError::Token)
 }
 
+/// A 20.02+ token as a request presented it: parsed, or taken from the
+/// zone's cache of verified tokens ([`Zone::present`]) with what its
+/// signature matched then; verification skips the signature check while the
+/// token's secret is still that one. A [`Token`] parsed elsewhere becomes
+/// one with `From` and is verified in full.
+#[derive(Clone)]
+pub struct Presented {
+    token: Arc<Token>,
+    slot: Option<Slot>,
+    signed_by: Option<Fingerprint>,
+}
+
+impl Presented {
+    fn parsed(token: Token, slot: Slot) -> Presented {
+        Presented {
+            token: Arc::new(token),
+            slot: Some(slot),
+            signed_by: None,
+        }
+    }
+
+    fn remembered(m: &Modern, slot: Slot) -> Presented {
+        Presented {
+            token: m.token.clone(),
+            slot: Some(slot),
+            signed_by: Some(m.signed_by),
+        }
+    }
+}
+
+impl Deref for Presented {
+    type Target = Token;
+    fn deref(&self) -> &Token {
+        &self.token
+    }
+}
+
+impl From<Token> for Presented {
+    fn from(token: Token) -> Self {
+        Presented {
+            token: Arc::new(token),
+            slot: None,
+            signed_by: None,
+        }
+    }
+}
+
+impl fmt::Debug for Presented {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Presented")
+            .field("token", &self.token)
+            .field("verified_before", &self.signed_by.is_some())
+            .finish()
+    }
+}
+
 /// Owned parts of a [`Context`] (it borrows them).
 #[derive(Clone, Debug, Default)]
 pub struct ContextParts {
@@ -127,6 +190,16 @@ pub struct ContextParts {
 }
 
 impl Zone {
+    /// Parses a serialized token (`badToken`, `tokenTooLarge`), or takes it
+    /// from the cache of the tokens this zone verified.
+    pub fn present(&self, serialized: &str) -> Result<Presented, OzError> {
+        let slot = self.verified.slot(serialized);
+        match self.verified.get(&slot) {
+            Some(Entry::Modern(m)) => Ok(Presented::remembered(&m, slot)),
+            _ => Ok(Presented::parsed(parse(serialized)?, slot)),
+        }
+    }
+
     /// Authenticates a request: a password as [`Zone::authenticate`] does, a
     /// token as [`Zone::authenticate_token`].
     pub async fn authenticate_request(
@@ -155,15 +228,21 @@ impl Zone {
         serialized: &str,
         ctx: &RequestContext,
     ) -> Result<Authenticated, AuthFailure> {
-        let token = match Token::parse(serialized) {
-            Ok(t) if matches!(t.identifier(), Identifier::V2(_)) => t,
+        let slot = self.verified.slot(serialized);
+        let token = match self.verified.get(&slot) {
+            Some(Entry::Modern(m)) => Some(Presented::remembered(&m, slot)),
+            Some(Entry::Legacy(_)) => None,
+            None => Token::parse(serialized)
+                .ok()
+                .filter(|t| matches!(t.identifier(), Identifier::V2(_)))
+                .map(|t| Presented::parsed(t, slot)),
+        };
+        let Some(token) = token else {
             // Legacy tokens (and what is no token at all) keep their path.
-            _ => {
-                return Ok(Authenticated {
-                    caller: self.token_caller(serialized).await?,
-                    grant: None,
-                })
-            }
+            return Ok(Authenticated {
+                caller: self.token_caller(serialized).await?,
+                grant: None,
+            });
         };
         let oz = |e: OzError| AuthFailure::Auth(AuthError::Onezone(e));
         let service = match &ctx.service_token {
@@ -205,7 +284,7 @@ impl Zone {
     /// worker (or panel, by the token's service indication).
     pub async fn service_of(&self, serialized: &str, ctx: &RequestContext) -> Result<ServiceSpec> {
         let bad = |e: OzError| Error::Onezone(OzError::BadServiceToken(Box::new(e)));
-        let token = parse(serialized).map_err(bad)?;
+        let token = self.present(serialized).map_err(bad)?;
         let parts = ContextParts {
             peer_ip: ipv4_of(ctx.peer),
             interface: Some(ctx.interface),
@@ -233,7 +312,7 @@ impl Zone {
     /// The consumer an `x-onedata-consumer-token` proves.
     pub async fn consumer_of(&self, serialized: &str, ctx: &RequestContext) -> Result<Consumer> {
         let bad = |e: OzError| Error::Onezone(OzError::BadConsumerToken(Box::new(e)));
-        let token = parse(serialized).map_err(bad)?;
+        let token = self.present(serialized).map_err(bad)?;
         let parts = ContextParts {
             peer_ip: ipv4_of(ctx.peer),
             interface: Some(ctx.interface),
@@ -256,7 +335,7 @@ impl Zone {
     /// access token not bound to a session, in the identity-only scope).
     pub async fn verify_identity(
         &self,
-        token: &Token,
+        token: &Presented,
         parts: &ContextParts,
     ) -> Result<(Verified, Subject)> {
         let ty = token.identifier().token_type();
@@ -278,7 +357,7 @@ impl Zone {
     /// the inviter's privileges (checked when it is consumed).
     pub async fn verify_invite(
         &self,
-        token: &Token,
+        token: &Presented,
         expected: Option<InviteType>,
         parts: &ContextParts,
     ) -> Result<(Verified, Subject)> {
@@ -293,7 +372,7 @@ impl Zone {
     /// the module docs). Legacy tokens are `tokenInvalid` here.
     pub async fn verify_v2(
         &self,
-        token: &Token,
+        token: &Presented,
         parts: &ContextParts,
         scope: Scope,
     ) -> Result<(Verified, Subject)> {
@@ -365,8 +444,8 @@ impl Zone {
         }
         ctx.session = parts.session.clone();
         ctx.ignored = parts.ignored;
-        let verified = token
-            .verify(secret.as_bytes(), &ctx)
+        let verified = self
+            .signed_and_caveats(token, secret.as_bytes(), &ctx)
             .map_err(OzError::Token)?;
         if !subject_exists {
             return Err(OzError::SubjectInvalid.into());
@@ -378,6 +457,33 @@ impl Zone {
             }
         }
         Ok((verified, subject))
+    }
+
+    /// A token's signature with `secret` (unless it matched that very
+    /// secret before) and its caveats against `ctx`; remembers a token
+    /// presented in serialized form that verifies.
+    fn signed_and_caveats(
+        &self,
+        token: &Presented,
+        secret: &[u8],
+        ctx: &Context<'_>,
+    ) -> Result<Verified, v2::Error> {
+        let Some(slot) = token.slot else {
+            return token.verify(secret, ctx);
+        };
+        let fingerprint = self.verified.fingerprint(secret);
+        if token.signed_by.is_some_and(|f| f.matches(&fingerprint)) {
+            return token.verify_caveats(ctx);
+        }
+        let verified = token.verify(secret, ctx)?;
+        self.verified.insert(
+            slot,
+            Entry::Modern(Arc::new(Modern {
+                token: token.token.clone(),
+                signed_by: fingerprint,
+            })),
+        );
+        Ok(verified)
     }
 
     /// Whether a service may process the subject's access tokens: Onezone
@@ -423,5 +529,76 @@ fn internal_or(f: impl Fn(OzError) -> AuthFailure) -> impl Fn(Error) -> AuthFail
     move |e| match e {
         Error::Onezone(oz) => f(oz),
         other => AuthFailure::Internal(other),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::ZonePrivileges;
+    use crate::ops::named_tokens::NamedTokenRequest;
+    use crate::ops::{Credentials, ZoneConfig};
+    use crate::store::Store;
+
+    const PEER: IpAddr = IpAddr::V4(Ipv4Addr::LOCALHOST);
+
+    async fn zone_with_named_token() -> (Zone, Id, String) {
+        let store = Arc::new(Store::memory().await.unwrap());
+        let alice = store
+            .create_user("alice", "x".into(), ZonePrivileges::empty())
+            .await
+            .unwrap();
+        let zone = Zone::new(store, ZoneConfig::default()).await.unwrap();
+        let req = NamedTokenRequest::from_json(&serde_json::json!({ "name": "cached" })).unwrap();
+        let named = zone
+            .create_named_token(&Caller::user(alice), Subject::User(alice), req)
+            .await
+            .unwrap();
+        (zone, named.id, named.token)
+    }
+
+    async fn authenticate(zone: &Zone, token: &str) -> Result<Authenticated, AuthFailure> {
+        let creds = Some(Credentials::Token(token.to_owned()));
+        zone.authenticate_request(creds, &RequestContext::rest(PEER))
+            .await
+    }
+
+    #[tokio::test]
+    async fn a_remembered_token_skips_its_signature_only_under_the_same_secret() {
+        let (zone, id, token) = zone_with_named_token().await;
+        authenticate(&zone, &token).await.expect("first");
+        assert_eq!(zone.verified.len(), 1, "remembered once verified");
+        authenticate(&zone, &token).await.expect("remembered");
+        // The record's secret changes under the same identifier (a restore
+        // from another store, say): the remembered signature no longer counts.
+        zone.store()
+            .update_named_token(&id, |rec| {
+                rec.secret = "0".repeat(64);
+                Ok(())
+            })
+            .await
+            .unwrap();
+        let err = authenticate(&zone, &token).await.expect_err("other secret");
+        assert!(
+            matches!(
+                err,
+                AuthFailure::Auth(AuthError::Onezone(OzError::Token(v2::Error::Invalid)))
+            ),
+            "{err:?}"
+        );
+    }
+
+    #[tokio::test]
+    async fn another_string_is_verified_in_full() {
+        let (zone, _, token) = zone_with_named_token().await;
+        authenticate(&zone, &token).await.expect("remembered");
+        // The same token with its signature altered is another slot: refused.
+        let mut raw = Token::parse(&token).unwrap().raw().clone();
+        raw.signature[0] ^= 1;
+        let forged = crate::token::wire::encode(&raw);
+        assert_ne!(forged, token);
+        let err = authenticate(&zone, &forged).await.expect_err("forged");
+        assert!(matches!(err, AuthFailure::Auth(_)), "{err:?}");
+        assert_eq!(zone.verified.len(), 1, "a refused token is not remembered");
     }
 }

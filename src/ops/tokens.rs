@@ -4,12 +4,17 @@
 //! root keys' generation the token was signed under (taken from the cache, so
 //! no extra read): if the keys changed meanwhile the commit conflicts and the
 //! mint runs again with the fresh keys. A verification is one read of the
-//! record and the keys' generation together, then the signature check.
+//! record and the keys' generation together, then the signature check; a
+//! token this zone verified before (`token_cache`) is read together with its
+//! subject and skips the parse and the signature while it was signed under
+//! the key and keys' generation read.
 
 use std::fmt;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 
 use super::authorize::{may_manage_token, Action};
+use super::token_cache::{Entry, Legacy};
 use super::{Caller, Zone};
 use crate::error::{Entity, Error, Forbidden, Result};
 use crate::model::{now, Id, Subject, TokenKind, TokenRecord, TokenState};
@@ -47,6 +52,16 @@ pub struct Verified {
     pub record: TokenRecord,
     /// The caveats it carries.
     pub caveats: Vec<Caveat>,
+}
+
+/// The subject a legacy token authenticates: an access token's user, a
+/// provider token's provider; invite tokens authenticate nobody.
+pub fn subject_of(record: &TokenRecord) -> Option<Subject> {
+    match record.kind {
+        TokenKind::Access => Some(Subject::User(record.target)),
+        TokenKind::Provider => Some(Subject::Provider(record.target)),
+        _ => None,
+    }
 }
 
 /// What an examination finds out about a token.
@@ -153,7 +168,7 @@ impl Zone {
 
     /// Verifies a token of any kind.
     pub async fn verify(&self, token: &str) -> Result<Verified> {
-        self.check(&wire::parse(token)?).await
+        Ok(self.verify_reading(token, false).await?.0)
     }
 
     /// Verifies a token that must be of `kind`.
@@ -165,17 +180,65 @@ impl Zone {
         Ok(v)
     }
 
-    async fn check(&self, raw: &wire::RawToken) -> Result<Verified> {
-        let id = token::legacy_id(raw)?;
-        let (record, generation) = self.store.token_and_keys_generation(&id).await?;
+    /// Verifies a token; with `subject`, also finds out whether the subject
+    /// it authenticates exists (`None`: not asked, or a token of no subject).
+    /// A token verified before (see `token_cache`) is read in one engine call
+    /// with its subject and skips its parse and signature check while its
+    /// key and the keys' generation are the ones it was signed under.
+    pub(crate) async fn verify_reading(
+        &self,
+        token: &str,
+        subject: bool,
+    ) -> Result<(Verified, Option<bool>)> {
+        let slot = self.verified.slot(token);
+        if let Some(Entry::Legacy(seen)) = self.verified.get(&slot) {
+            let with = seen.subject.as_ref().filter(|_| subject);
+            let (record, generation, exists) =
+                self.store.token_and_keys_generation(&seen.id, with).await?;
+            let record = record.ok_or(TokenError::Unknown)?;
+            if generation == seen.keys_generation
+                && record.key_id == seen.key_id
+                && subject_of(&record) == seen.subject
+            {
+                token::legacy_caveats_hold(&seen.caveats, &record, now())?;
+                let verified = Verified {
+                    id: seen.id,
+                    record,
+                    caveats: seen.caveats.clone(),
+                };
+                return Ok((verified, exists));
+            }
+            self.verified.remove(&slot);
+        }
+        let raw = wire::parse(token)?;
+        let id = token::legacy_id(&raw)?;
+        let (record, generation, _) = self.store.token_and_keys_generation(&id, None).await?;
         let record = record.ok_or(TokenError::Unknown)?;
-        let keys = self.store.root_keys_at(generation).await?;
-        let caveats = token::check_legacy(raw, &record, keys.as_ref(), now())?;
-        Ok(Verified {
+        let keys = self.store.root_keys_at(generation.clone()).await?;
+        let caveats = token::check_legacy(&raw, &record, keys.as_ref(), now())?;
+        let seen = Legacy {
             id,
-            record,
-            caveats,
-        })
+            key_id: record.key_id,
+            keys_generation: generation,
+            caveats: caveats.clone(),
+            subject: subject_of(&record),
+        };
+        let exists = match seen.subject {
+            Some(s) if subject => {
+                let (kind, sid) = crate::store::subject_entity(&s);
+                Some(self.store.exists(kind, &sid).await?)
+            }
+            _ => None,
+        };
+        self.verified.insert(slot, Entry::Legacy(Arc::new(seen)));
+        Ok((
+            Verified {
+                id,
+                record,
+                caveats,
+            },
+            exists,
+        ))
     }
 
     /// A space support token (`space_add_provider` in the space, or zone
@@ -291,7 +354,7 @@ impl Zone {
         if !may_manage_token(&self.store, &caller.subject, &record).await? {
             return Err(Error::Forbidden(Forbidden::Privileges));
         }
-        let error = match self.check(&raw).await {
+        let error = match self.verify(token).await {
             Ok(_) => None,
             Err(Error::Token(e)) => Some(e),
             Err(e) => return Err(e),

@@ -6,10 +6,11 @@
 //! are transactions guarded by the record as read (see `crate::ops`).
 
 use super::generation::Generation;
-use super::schema::{TOKENS, TOKENS_BY_EXPIRY, TOKENS_BY_TARGET};
+use super::named::subject_entity;
+use super::schema::{entity_key, TOKENS, TOKENS_BY_EXPIRY, TOKENS_BY_TARGET};
 use super::{Store, Txn};
 use crate::error::Result;
-use crate::model::{Id, TokenRecord};
+use crate::model::{Id, Subject, TokenRecord};
 
 impl Store {
     /// Writes a new token record with its indexes in `tx`.
@@ -24,21 +25,24 @@ impl Store {
         self.get(&TOKENS, id).await
     }
 
-    /// A token record and the root keys' generation, in one engine call.
+    /// A token record and the root keys' generation and, given a subject,
+    /// whether it exists (`None` without one), in one engine call.
     pub async fn token_and_keys_generation(
         &self,
         id: &Id,
-    ) -> Result<(Option<TokenRecord>, Option<Vec<u8>>)> {
-        let mut got = self
-            .get_raw_many(&[TOKENS.key(id), Generation::Keys.key()])
-            .await?;
-        let generation = got.pop().flatten();
-        let rec = got
-            .pop()
-            .flatten()
-            .map(|raw| TOKENS.decode(&raw))
-            .transpose()?;
-        Ok((rec, generation))
+        subject: Option<&Subject>,
+    ) -> Result<(Option<TokenRecord>, Option<Vec<u8>>, Option<bool>)> {
+        let mut keys = vec![TOKENS.key(id), Generation::Keys.key()];
+        if let Some(s) = subject {
+            let (kind, sid) = subject_entity(s);
+            keys.push(entity_key(kind, &sid).unwrap_or_default());
+        }
+        let mut got = self.get_raw_many(&keys).await?.into_iter();
+        let rec = got.next().flatten();
+        let generation = got.next().flatten();
+        let exists = got.next().map(|v| v.is_some());
+        let rec = rec.map(|raw| TOKENS.decode(&raw)).transpose()?;
+        Ok((rec, generation, exists))
     }
 
     /// A page of the tokens minted for `target`, in identifier order; and

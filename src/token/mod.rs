@@ -167,16 +167,35 @@ pub fn check_legacy(
     let mut caveats = Vec::with_capacity(raw.caveats.len());
     for c in &raw.caveats {
         let c = Caveat::parse(c).ok_or(TokenError::UnknownCaveat)?;
-        match c {
-            Caveat::TokenType(k) if k != record.kind => return Err(TokenError::WrongType),
-            Caveat::TimeBefore(t) if now >= t => return Err(TokenError::Expired),
-            Caveat::TokenType(_) | Caveat::TimeBefore(_) => caveats.push(c),
-            // Legacy tokens know no other caveat.
-            _ => return Err(TokenError::UnknownCaveat),
-        }
+        legacy_caveat_holds(&c, record, now)?;
+        caveats.push(c);
     }
     state_ok(record, now)?;
     Ok(caveats)
+}
+
+/// The checks of [`check_legacy`] after the signature, for caveats parsed
+/// from a token whose signature matched before: each caveat in order, then
+/// the record's state.
+pub fn legacy_caveats_hold(
+    caveats: &[Caveat],
+    record: &TokenRecord,
+    now: u64,
+) -> Result<(), TokenError> {
+    for c in caveats {
+        legacy_caveat_holds(c, record, now)?;
+    }
+    state_ok(record, now)
+}
+
+fn legacy_caveat_holds(c: &Caveat, record: &TokenRecord, now: u64) -> Result<(), TokenError> {
+    match *c {
+        Caveat::TokenType(k) if k != record.kind => Err(TokenError::WrongType),
+        Caveat::TimeBefore(t) if now >= t => Err(TokenError::Expired),
+        Caveat::TokenType(_) | Caveat::TimeBefore(_) => Ok(()),
+        // Legacy tokens know no other caveat.
+        _ => Err(TokenError::UnknownCaveat),
+    }
 }
 
 /// Whether a record is usable at `now`.

@@ -8,13 +8,17 @@ use std::sync::Arc;
 use ozmint::engine::memory::MemoryEngine;
 use ozmint::engine::sled::{SledEngine, SledOptions};
 use ozmint::engine::Engine;
+use ozmint::error::OzError;
 use ozmint::error::{Entity, Error};
 use ozmint::model::{
     GroupPrivilege, GroupPrivileges, Id, SpacePrivilege, SpacePrivileges, Subject, ZonePrivileges,
 };
 use ozmint::ops::auth::hash_password;
-use ozmint::ops::{AuthFailure, Caller, Credentials};
+use ozmint::ops::named_tokens::{NamedTokenPatch, NamedTokenRequest};
+use ozmint::ops::token_auth::RequestContext;
+use ozmint::ops::{AuthError, AuthFailure, Caller, Credentials};
 use ozmint::store::{GROUP_CHILDREN_REL, GROUP_USERS_REL, SPACE_GROUPS_REL, SPACE_USERS_REL};
+use ozmint::token::v2;
 use ozmint::{TokenError, Zone};
 
 /// Two zones over one engine, with a user `alice` who may mint support
@@ -511,6 +515,140 @@ async fn last_admin_survives(p: Pair) {
     }
 }
 
+/// b authenticates with `token`, then `change` runs through a: b must
+/// refuse the token on its very next request, though it verified it (and
+/// remembered it verified) just before.
+async fn refused_on_b_after(
+    p: &Pair,
+    token: &str,
+    change: impl std::future::Future<Output = ()>,
+) -> AuthFailure {
+    let ctx = RequestContext::rest(PEER);
+    let creds = || Some(Credentials::Token(token.to_owned()));
+    for _ in 0..2 {
+        let ok =
+            p.b.authenticate_request(creds(), &ctx)
+                .await
+                .expect("b accepts it");
+        assert_eq!(ok.caller.subject, Subject::User(p.alice));
+    }
+    change.await;
+    p.b.authenticate_request(creds(), &ctx)
+        .await
+        .expect_err("b must refuse it at once")
+}
+
+/// A named access token of alice, minted through a.
+async fn named_token(p: &Pair) -> ozmint::ops::named_tokens::NamedTokenInfo {
+    let req = NamedTokenRequest::from_json(&serde_json::json!({ "name": "cached token" }));
+    p.a.create_named_token(
+        &Caller::user(p.alice),
+        Subject::User(p.alice),
+        req.expect("request"),
+    )
+    .await
+    .expect("named token")
+}
+
+async fn modern_token_revocation(p: Pair) {
+    let alice = Caller::user(p.alice);
+    let named = named_token(&p).await;
+    let revoke = |revoked: bool| {
+        let patch =
+            NamedTokenPatch::from_json(&serde_json::json!({ "revoked": revoked })).expect("patch");
+        let (a, id) = (&p.a, named.id);
+        async move {
+            a.update_named_token(&alice, &id, patch)
+                .await
+                .expect("update")
+        }
+    };
+    let err = refused_on_b_after(&p, &named.token, revoke(true)).await;
+    assert!(
+        matches!(err, AuthFailure::Auth(AuthError::Onezone(OzError::Revoked))),
+        "{err:?}"
+    );
+    // Unrevoked through a, b accepts it again at once.
+    revoke(false).await;
+    let ctx = RequestContext::rest(PEER);
+    p.b.authenticate_request(Some(Credentials::Token(named.token.clone())), &ctx)
+        .await
+        .expect("unrevoked");
+    let deleted = async {
+        p.a.delete_named_token(&alice, &named.id)
+            .await
+            .expect("delete");
+    };
+    let err = refused_on_b_after(&p, &named.token, deleted).await;
+    assert!(
+        matches!(
+            err,
+            AuthFailure::Auth(AuthError::Onezone(OzError::Token(v2::Error::Invalid)))
+        ),
+        "{err:?}"
+    );
+    // Temporary tokens: a new generation through a.
+    let body = serde_json::json!({ "caveats": [{ "type": "time", "validUntil": ozmint::model::now() + 600 }] });
+    let temporary =
+        p.a.create_temporary_token(&alice, Subject::User(p.alice), &body)
+            .await
+            .expect("temporary token");
+    let regenerate = async {
+        p.a.revoke_temporary_tokens(&alice, Subject::User(p.alice))
+            .await
+            .expect("revoke temporary tokens");
+    };
+    let err = refused_on_b_after(&p, &temporary, regenerate).await;
+    assert!(
+        matches!(err, AuthFailure::Auth(AuthError::Onezone(OzError::Revoked))),
+        "{err:?}"
+    );
+}
+
+async fn subject_deletion(p: Pair) {
+    let alice = Caller::user(p.alice);
+    let legacy = p.a.create_access_token(&alice).await.expect("access token");
+    let named = named_token(&p).await;
+    let mut zone = ZonePrivileges::empty();
+    zone.insert(ozmint::model::ZonePrivilege::UsersDelete);
+    let admin =
+        p.a.store()
+            .create_user("deleter", "x".into(), zone)
+            .await
+            .expect("admin");
+    let ctx = RequestContext::rest(PEER);
+    for t in [&legacy.token, &named.token] {
+        for _ in 0..2 {
+            p.b.authenticate_request(Some(Credentials::Token(t.clone())), &ctx)
+                .await
+                .expect("b accepts it");
+        }
+    }
+    p.a.delete_user(&Caller::user(admin), p.alice)
+        .await
+        .expect("delete alice");
+    let err =
+        p.b.authenticate_request(Some(Credentials::Token(legacy.token.clone())), &ctx)
+            .await
+            .expect_err("the legacy token of a deleted user");
+    // The user's token records go with the user.
+    assert!(
+        matches!(
+            err,
+            AuthFailure::Auth(AuthError::Gone | AuthError::BadToken(TokenError::Unknown))
+        ),
+        "{err:?}"
+    );
+    let err =
+        p.b.authenticate_request(Some(Credentials::Token(named.token.clone())), &ctx)
+            .await
+            .expect_err("the named token of a deleted user");
+    assert!(
+        matches!(err, AuthFailure::Auth(AuthError::Onezone(_))),
+        "{err:?}"
+    );
+}
+
 on_both! {
     last_admin_survives_concurrent_strips => last_admin_survives;
     double_spend_over_two_instances => double_spend;
@@ -519,6 +657,8 @@ on_both! {
     password_change_is_seen_by_the_other_instance => password_change;
     token_revocation_is_seen_by_the_other_instance => token_revocation;
     key_rotation_and_retirement_are_seen_by_the_other_instance => key_rotation_and_retirement;
+    modern_token_revocation_is_seen_by_the_other_instance => modern_token_revocation;
+    subject_deletion_is_seen_by_the_other_instance => subject_deletion;
     user_names_stay_unique_across_instances => unique_names;
     no_cycle_through_two_instances => concurrent_cycle;
     concurrent_privilege_grants_add_up => concurrent_privilege_grants;

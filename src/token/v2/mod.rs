@@ -343,6 +343,14 @@ impl Token {
         if !self.signature_matches(secret) {
             return Err(Error::Invalid);
         }
+        self.verify_caveats(ctx)
+    }
+
+    /// The checks of [`Token::verify`] after the signature: every caveat
+    /// against `ctx`, then the session binding. Only for a token whose
+    /// signature was seen to match its secret (ozmint's cache of verified
+    /// tokens, `ops::token_cache`).
+    pub(crate) fn verify_caveats(&self, ctx: &Context<'_>) -> Result<Verified, Error> {
         Ok(verify::verify_caveats(
             &self.identifier,
             &self.raw.caveats,
