@@ -427,11 +427,24 @@ pub(super) async fn dispatch(
     }
 }
 
+/// A user as Onezone renders one (keys in the order `json!` sorts them).
+#[derive(serde::Serialize)]
+struct UserInfo<'a> {
+    login: &'a str,
+    name: &'a str,
+    #[serde(rename = "userId")]
+    user_id: String,
+    username: &'a str,
+}
+
 fn user_info(uid: &Id, u: &User) -> Resp {
-    json(
-        StatusCode::OK,
-        &json!({ "userId": uid.to_string(), "name": u.name, "login": u.name, "username": u.name }),
-    )
+    let info = UserInfo {
+        login: &u.name,
+        name: &u.name,
+        user_id: uid.to_string(),
+        username: &u.name,
+    };
+    json(StatusCode::OK, &info)
 }
 
 fn group_info(gid: &Id, g: &Group) -> Resp {

@@ -606,28 +606,12 @@ pub struct Route {
 }
 
 impl Route {
-    /// The parameters if `segs` match the template.
-    fn capture(&self, segs: &[String]) -> Option<Vec<String>> {
-        // Matched first without allocating (every request tries the routes
-        // in order until one matches), then the parameters are copied.
-        let parts = || self.template.strip_prefix('/').map(|t| t.split('/'));
-        let mut template = parts()?;
-        for seg in segs {
-            let t = template.next()?;
-            if !t.starts_with('{') && t != seg {
-                return None;
-            }
-        }
-        if template.next().is_some() {
-            return None;
-        }
-        Some(
-            parts()?
-                .zip(segs)
-                .filter(|(t, _)| t.starts_with('{'))
-                .map(|(_, seg)| seg.clone())
-                .collect(),
-        )
+    /// The template's segments: a literal, or `None` for a parameter.
+    fn parts(&self) -> Vec<Option<&'static str>> {
+        let t = self.template.strip_prefix('/').unwrap_or(self.template);
+        t.split('/')
+            .map(|p| (!p.starts_with('{')).then_some(p))
+            .collect()
     }
 
     /// The endpoint with placeholder parameters.
@@ -750,12 +734,43 @@ mod table {
     }
 }
 
+/// The routes of [`ROUTES`] by their number of segments, in order, each
+/// with its template's segments (split once, on first use).
+type ByLength = Vec<Vec<(&'static Route, Vec<Option<&'static str>>)>>;
+
+fn by_length() -> &'static ByLength {
+    static INDEX: std::sync::OnceLock<ByLength> = std::sync::OnceLock::new();
+    INDEX.get_or_init(|| {
+        let mut index: ByLength = Vec::new();
+        for r in ROUTES {
+            let parts = r.parts();
+            if index.len() <= parts.len() {
+                index.resize_with(parts.len() + 1, Vec::new);
+            }
+            index[parts.len()].push((r, parts));
+        }
+        index
+    })
+}
+
 /// Finds the endpoint for decoded segments: the first route of [`ROUTES`]
-/// whose template matches.
+/// whose template matches (only those with as many segments are tried).
 pub fn resolve(segs: &[String]) -> Option<Endpoint> {
-    ROUTES
-        .iter()
-        .find_map(|r| r.capture(segs).map(|p| (r.make)(&p)))
+    by_length().get(segs.len())?.iter().find_map(|(r, parts)| {
+        let matches = parts
+            .iter()
+            .zip(segs)
+            .all(|(t, seg)| t.is_none_or(|t| t == seg));
+        matches.then(|| {
+            let params: Vec<String> = parts
+                .iter()
+                .zip(segs)
+                .filter(|(t, _)| t.is_none())
+                .map(|(_, seg)| seg.clone())
+                .collect();
+            (r.make)(&params)
+        })
+    })
 }
 
 /// `GET /healthz`: liveness (outside [`PREFIX`]).
