@@ -1,8 +1,9 @@
 //! Onedata 20.02+ temporary tokens: not stored, signed with the subject's
 //! shared secret of the current generation.
 //!
-//! Minting reads the secret and writes nothing (but the secret itself, the
-//! first time a subject needs one). Verification reads the secret record on
+//! Minting reads the secret together with the subject's record (one engine
+//! call) and writes nothing (but the secret itself, the first time a subject
+//! needs one). Verification reads the secret record on
 //! every request (in the same engine call as the subject's record), so a
 //! revocation through any instance holds on the very next request: no cache
 //! of the secret would save that read, so none is kept.
@@ -12,7 +13,7 @@ use serde_json::Value;
 use super::named_tokens::{no_invite_parameters, type_and_caveats};
 use super::token_auth::token_subject;
 use super::{Caller, Zone};
-use crate::error::{OzError, Result};
+use crate::error::{Error, OzError, Result};
 use crate::model::{now, Id, Subject};
 use crate::store::subject_entity;
 use crate::token::caveat::Caveat;
@@ -28,8 +29,11 @@ impl Zone {
         subject: Subject,
         body: &Value,
     ) -> Result<String> {
-        let (kind, id) = subject_entity(&subject);
-        self.require_exists(kind, &id).await?;
+        // The subject and its secret in one read: 404 before 403.
+        let (secret, exists) = self.store.temporary_secret_and_subject(&subject).await?;
+        if !exists {
+            return Err(Error::NotFound(subject_entity(&subject).0));
+        }
         self.require_token_manager(caller, &subject).await?;
         caller.unrestricted()?;
         let body = body.as_object().ok_or(OzError::BadValueJson("data"))?;
@@ -42,7 +46,10 @@ impl Zone {
             Some(until) if until.saturating_sub(now()) <= max_ttl => {}
             _ => return Err(OzError::TimeCaveatRequired { max_ttl }.into()),
         }
-        let secret = self.store.ensure_temporary_secret(&subject).await?;
+        let secret = match secret {
+            Some(s) => s,
+            None => self.store.ensure_temporary_secret(&subject).await?,
+        };
         let ident = V2Identifier::new(
             Persistence::Temporary {
                 generation: secret.generation,
