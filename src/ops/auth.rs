@@ -18,9 +18,8 @@ use argon2::password_hash::rand_core::OsRng;
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use argon2::Argon2;
 use parking_lot::Mutex;
-use rand::RngCore;
-use subtle::ConstantTimeEq;
 
+use super::cache::{Fingerprint, KeyedCache, Slot};
 use super::{Caller, Zone};
 use crate::error::{Error, Result};
 use crate::model::Id;
@@ -114,42 +113,22 @@ fn decoy_hash() -> &'static str {
     DECOY.get_or_init(|| hash_password("decoy password").unwrap_or_default())
 }
 
+#[derive(Clone)]
 struct CacheEntry {
     user: Id,
-    hash_fingerprint: [u8; 32],
+    hash_fingerprint: Fingerprint,
     until: Instant,
 }
 
 /// The verified-credentials cache.
 struct CredCache {
-    key: [u8; 32],
     ttl: Duration,
-    max: usize,
-    map: Mutex<HashMap<[u8; 32], CacheEntry>>,
+    entries: KeyedCache<CacheEntry>,
 }
 
 impl CredCache {
-    fn new(ttl: Duration, max: usize) -> Self {
-        let mut key = [0u8; 32];
-        rand::rngs::OsRng.fill_bytes(&mut key);
-        CredCache {
-            key,
-            ttl,
-            max,
-            map: Mutex::new(HashMap::new()),
-        }
-    }
-
-    fn slot(&self, user: &str, password: &str) -> [u8; 32] {
-        let mut h = blake3::Hasher::new_keyed(&self.key);
-        h.update(&(user.len() as u64).to_le_bytes());
-        h.update(user.as_bytes());
-        h.update(password.as_bytes());
-        *h.finalize().as_bytes()
-    }
-
-    fn fingerprint(&self, password_hash: &str) -> [u8; 32] {
-        *blake3::keyed_hash(&self.key, password_hash.as_bytes()).as_bytes()
+    fn slot(&self, user: &str, password: &str) -> Slot {
+        self.entries.slot(&[user.as_bytes(), password.as_bytes()])
     }
 }
 
@@ -264,7 +243,14 @@ pub(crate) struct Authenticator {
 impl Authenticator {
     pub(crate) fn new(config: &AuthConfig) -> Self {
         Authenticator {
-            cache: CredCache::new(config.cache_ttl, config.cache_entries),
+            cache: CredCache {
+                ttl: config.cache_ttl,
+                entries: KeyedCache::new(if config.cache_ttl.is_zero() {
+                    0
+                } else {
+                    config.cache_entries
+                }),
+            },
             throttle: Throttle {
                 max: config.max_failures.max(1),
                 window: config.window,
@@ -342,20 +328,14 @@ impl Zone {
         match found {
             Some((id, u)) if ok => {
                 let c = &self.auth.cache;
-                if !c.ttl.is_zero() {
-                    let mut map = c.map.lock();
-                    if map.len() >= c.max {
-                        map.clear();
-                    }
-                    map.insert(
-                        c.slot(user, password),
-                        CacheEntry {
-                            user: id,
-                            hash_fingerprint: c.fingerprint(&u.password_hash),
-                            until: Instant::now() + c.ttl,
-                        },
-                    );
-                }
+                c.entries.insert(
+                    c.slot(user, password),
+                    CacheEntry {
+                        user: id,
+                        hash_fingerprint: c.entries.fingerprint(u.password_hash.as_bytes()),
+                        until: Instant::now() + c.ttl,
+                    },
+                );
                 Ok(id)
             }
             _ => Err(AuthFailure::Auth(AuthError::BadPassword)),
@@ -383,24 +363,22 @@ impl Zone {
 
     async fn cached(&self, user: &str, password: &str) -> Result<Option<Id>, AuthFailure> {
         let c = &self.auth.cache;
-        if c.ttl.is_zero() {
-            return Ok(None);
-        }
         let slot = c.slot(user, password);
-        let (id, fp) = {
-            let map = c.map.lock();
-            match map.get(&slot) {
-                Some(e) if e.until > Instant::now() => (e.user, e.hash_fingerprint),
-                _ => return Ok(None),
-            }
+        let Some(e) = c.entries.get(&slot).filter(|e| e.until > Instant::now()) else {
+            return Ok(None);
         };
         // Honour the entry only while the stored hash is the one it was made for.
-        match self.store.user(&id).await? {
-            Some(u) if u.name == user && bool::from(c.fingerprint(&u.password_hash).ct_eq(&fp)) => {
-                Ok(Some(id))
+        match self.store.user(&e.user).await? {
+            Some(u)
+                if u.name == user
+                    && c.entries
+                        .fingerprint(u.password_hash.as_bytes())
+                        .matches(&e.hash_fingerprint) =>
+            {
+                Ok(Some(e.user))
             }
             _ => {
-                c.map.lock().remove(&slot);
+                c.entries.remove(&slot);
                 Ok(None)
             }
         }

@@ -10,7 +10,7 @@
 //! - [`authorize`]: who may do what (effective privileges).
 //! - [`tokens`]: minting, verifying, listing, revoking, examining tokens.
 //! - [`token_auth`]: Onedata 20.02+ tokens as credentials, and their verification.
-//! - `token_cache`: the tokens this instance has verified, by their serialized form.
+//! - `cache`, `token_cache`: bounded caches of verified passwords and tokens.
 //! - [`named_tokens`], [`temporary_tokens`]: the 20.02+ token API.
 //! - [`invites`]: 20.02+ invite tokens: who may issue them, their consumption.
 //! - [`providers`]: registering providers and consuming invite tokens.
@@ -20,6 +20,7 @@
 
 pub mod auth;
 pub mod authorize;
+mod cache;
 pub mod containers;
 pub mod effective;
 pub mod invites;

@@ -27,7 +27,8 @@ use std::ops::Deref;
 use std::sync::Arc;
 
 use super::auth::{AuthError, AuthFailure};
-use super::token_cache::{Entry, Fingerprint, Modern, Slot};
+use super::cache::{Fingerprint, Slot};
+use super::token_cache::{Entry, Modern};
 use super::{Caller, Zone};
 use crate::error::{Entity, Error, OzError, Result};
 use crate::model::{now, Id, Subject};
@@ -193,7 +194,7 @@ impl Zone {
     /// Parses a serialized token (`badToken`, `tokenTooLarge`), or takes it
     /// from the cache of the tokens this zone verified.
     pub fn present(&self, serialized: &str) -> Result<Presented, OzError> {
-        let slot = self.verified.slot(serialized);
+        let slot = self.verified.slot(&[serialized.as_bytes()]);
         match self.verified.get(&slot) {
             Some(Entry::Modern(m)) => Ok(Presented::remembered(&m, slot)),
             _ => Ok(Presented::parsed(parse(serialized)?, slot)),
@@ -228,7 +229,7 @@ impl Zone {
         serialized: &str,
         ctx: &RequestContext,
     ) -> Result<Authenticated, AuthFailure> {
-        let slot = self.verified.slot(serialized);
+        let slot = self.verified.slot(&[serialized.as_bytes()]);
         let token = match self.verified.get(&slot) {
             Some(Entry::Modern(m)) => Some(Presented::remembered(&m, slot)),
             Some(Entry::Legacy(_)) => None,

@@ -190,7 +190,7 @@ impl Zone {
         token: &str,
         subject: bool,
     ) -> Result<(Verified, Option<bool>)> {
-        let slot = self.verified.slot(token);
+        let slot = self.verified.slot(&[token.as_bytes()]);
         if let Some(Entry::Legacy(seen)) = self.verified.get(&slot) {
             let with = seen.subject.as_ref().filter(|_| subject);
             let (record, generation, exists) =
