@@ -20,6 +20,8 @@ use argon2::Argon2;
 use parking_lot::Mutex;
 
 use super::cache::{Fingerprint, KeyedCache, Slot};
+use super::token_cache::Lookup;
+use super::tokens::legacy_subject;
 use super::{Caller, Zone};
 use crate::error::{Error, Result};
 use crate::model::Id;
@@ -384,16 +386,21 @@ impl Zone {
         }
     }
 
-    /// Authenticates a legacy (18.02) access or provider token.
-    pub(crate) async fn token_caller(&self, token: &str) -> Result<Caller, AuthFailure> {
+    /// Authenticates a legacy (18.02) access or provider token, `found` in
+    /// the cache already.
+    pub(crate) async fn token_caller(
+        &self,
+        token: &str,
+        found: Lookup,
+    ) -> Result<Caller, AuthFailure> {
         let (v, exists) = self
-            .verify_reading(token, true)
+            .verify_reading(token, found, true)
             .await
             .map_err(|e| match e {
                 Error::Token(t) => AuthFailure::Auth(AuthError::BadToken(t)),
                 other => AuthFailure::Internal(other),
             })?;
-        let (Some(subject), Some(exists)) = (super::tokens::subject_of(&v.record), exists) else {
+        let (Some(subject), Some(exists)) = (legacy_subject(&v.record), exists) else {
             return Err(AuthFailure::Auth(AuthError::BadToken(
                 TokenError::WrongType,
             )));

@@ -18,11 +18,11 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
 
 use super::providers::ProviderInfo;
-use super::token_auth::Presented;
-use super::token_auth::{ipv4_of, ContextParts, RequestContext};
+use super::token_auth::{ipv4_of, ContextParts, Presented, RequestContext};
+use super::tokens::legacy_subject;
 use super::Zone;
 use crate::error::{Error, OzError, Result};
-use crate::model::{Id, Subject, TokenKind};
+use crate::model::{Id, Subject};
 use crate::store::{PAGE_MAX, SPACE_PROVIDERS_REL};
 use crate::token::caveat::{data, Caveat, CaveatKind, Service, WILDCARD};
 use crate::token::v2::{self, Consumer, Identifier, SessionPolicy, TokenType};
@@ -189,23 +189,18 @@ impl Zone {
                 // ozmint's legacy tokens: access and provider tokens are
                 // access tokens; invite tokens are not (Onezone never
                 // migrated them: `tokenInvalid`).
-                let v = self.verify(serialized).await.map_err(|e| match e {
-                    Error::Token(_) => Error::from(OzError::Token(v2::Error::Invalid)),
-                    other => other,
-                })?;
-                let subject = match v.record.kind {
-                    TokenKind::Access => Subject::User(v.record.target),
-                    TokenKind::Provider => Subject::Provider(v.record.target),
-                    _ => return Err(OzError::Token(v2::Error::Invalid).into()),
+                let found = self.verified.lookup(serialized);
+                let (v, exists) =
+                    self.verify_reading(serialized, found, true)
+                        .await
+                        .map_err(|e| match e {
+                            Error::Token(_) => Error::from(OzError::Token(v2::Error::Invalid)),
+                            other => other,
+                        })?;
+                let (Some(subject), Some(exists)) = (legacy_subject(&v.record), exists) else {
+                    return Err(OzError::Token(v2::Error::Invalid).into());
                 };
-                let kind = match subject {
-                    Subject::User(_) => crate::error::Entity::User,
-                    Subject::Provider(_) => crate::error::Entity::Provider,
-                };
-                let id = match subject {
-                    Subject::User(i) | Subject::Provider(i) => i,
-                };
-                if !self.store.exists(kind, &id).await? {
+                if !exists {
                     return Err(OzError::SubjectInvalid.into());
                 }
                 let mut caveats = v.caveats;

@@ -28,7 +28,7 @@ use std::sync::Arc;
 
 use super::auth::{AuthError, AuthFailure};
 use super::cache::{Fingerprint, Slot};
-use super::token_cache::{Entry, Modern};
+use super::token_cache::{Entry, Lookup, Modern};
 use super::{Caller, Zone};
 use crate::error::{Entity, Error, OzError, Result};
 use crate::model::{now, Id, Subject};
@@ -194,8 +194,8 @@ impl Zone {
     /// Parses a serialized token (`badToken`, `tokenTooLarge`), or takes it
     /// from the cache of the tokens this zone verified.
     pub fn present(&self, serialized: &str) -> Result<Presented, OzError> {
-        let slot = self.verified.slot(&[serialized.as_bytes()]);
-        match self.verified.get(&slot) {
+        let Lookup { slot, entry } = self.verified.lookup(serialized);
+        match entry {
             Some(Entry::Modern(m)) => Ok(Presented::remembered(&m, slot)),
             _ => Ok(Presented::parsed(parse(serialized)?, slot)),
         }
@@ -229,19 +229,19 @@ impl Zone {
         serialized: &str,
         ctx: &RequestContext,
     ) -> Result<Authenticated, AuthFailure> {
-        let slot = self.verified.slot(&[serialized.as_bytes()]);
-        let token = match self.verified.get(&slot) {
-            Some(Entry::Modern(m)) => Some(Presented::remembered(&m, slot)),
+        let found = self.verified.lookup(serialized);
+        let token = match &found.entry {
+            Some(Entry::Modern(m)) => Some(Presented::remembered(m, found.slot)),
             Some(Entry::Legacy(_)) => None,
             None => Token::parse(serialized)
                 .ok()
                 .filter(|t| matches!(t.identifier(), Identifier::V2(_)))
-                .map(|t| Presented::parsed(t, slot)),
+                .map(|t| Presented::parsed(t, found.slot)),
         };
         let Some(token) = token else {
             // Legacy tokens (and what is no token at all) keep their path.
             return Ok(Authenticated {
-                caller: self.token_caller(serialized).await?,
+                caller: self.token_caller(serialized, found).await?,
                 grant: None,
             });
         };

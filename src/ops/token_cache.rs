@@ -19,7 +19,7 @@
 
 use std::sync::Arc;
 
-use super::cache::{Fingerprint, KeyedCache};
+use super::cache::{Fingerprint, KeyedCache, Slot};
 use crate::model::{Id, Subject};
 use crate::token::v2::Token;
 use crate::token::Caveat;
@@ -58,3 +58,23 @@ pub(crate) enum Entry {
 
 /// The cache of verified tokens, by the slot of their serialized form.
 pub(crate) type TokenCache = KeyedCache<Entry>;
+
+/// A serialized token's slot and what is remembered there: looked up once
+/// per request and handed down to whichever verification the token takes.
+pub(crate) struct Lookup {
+    /// The slot of the serialized token.
+    pub slot: Slot,
+    /// Its entry, if remembered.
+    pub entry: Option<Entry>,
+}
+
+impl TokenCache {
+    /// Looks a serialized token up.
+    pub(crate) fn lookup(&self, serialized: &str) -> Lookup {
+        let slot = self.slot(&[serialized.as_bytes()]);
+        Lookup {
+            entry: self.get(&slot),
+            slot,
+        }
+    }
+}

@@ -14,7 +14,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use super::authorize::{may_manage_token, Action};
-use super::token_cache::{Entry, Legacy};
+use super::token_cache::{Entry, Legacy, Lookup};
 use super::{Caller, Zone};
 use crate::error::{Entity, Error, Forbidden, Result};
 use crate::model::{now, Id, Subject, TokenKind, TokenRecord, TokenState};
@@ -56,7 +56,7 @@ pub struct Verified {
 
 /// The subject a legacy token authenticates: an access token's user, a
 /// provider token's provider; invite tokens authenticate nobody.
-pub fn subject_of(record: &TokenRecord) -> Option<Subject> {
+pub fn legacy_subject(record: &TokenRecord) -> Option<Subject> {
     match record.kind {
         TokenKind::Access => Some(Subject::User(record.target)),
         TokenKind::Provider => Some(Subject::Provider(record.target)),
@@ -168,7 +168,8 @@ impl Zone {
 
     /// Verifies a token of any kind.
     pub async fn verify(&self, token: &str) -> Result<Verified> {
-        Ok(self.verify_reading(token, false).await?.0)
+        let found = self.verified.lookup(token);
+        Ok(self.verify_reading(token, found, false).await?.0)
     }
 
     /// Verifies a token that must be of `kind`.
@@ -180,25 +181,27 @@ impl Zone {
         Ok(v)
     }
 
-    /// Verifies a token; with `subject`, also finds out whether the subject
-    /// it authenticates exists (`None`: not asked, or a token of no subject).
-    /// A token verified before (see `token_cache`) is read in one engine call
-    /// with its subject and skips its parse and signature check while its
-    /// key and the keys' generation are the ones it was signed under.
+    /// Verifies a token, `found` in the cache already; with `subject`, also
+    /// finds out whether the subject it authenticates exists (`None`: not
+    /// asked, or a token of no subject). A token verified before (see
+    /// `token_cache`) is read in one engine call with its subject and skips
+    /// its parse and signature check while its key and the keys' generation
+    /// are the ones it was signed under.
     pub(crate) async fn verify_reading(
         &self,
         token: &str,
+        found: Lookup,
         subject: bool,
     ) -> Result<(Verified, Option<bool>)> {
-        let slot = self.verified.slot(&[token.as_bytes()]);
-        if let Some(Entry::Legacy(seen)) = self.verified.get(&slot) {
+        let Lookup { slot, entry } = found;
+        if let Some(Entry::Legacy(seen)) = entry {
             let with = seen.subject.as_ref().filter(|_| subject);
             let (record, generation, exists) =
                 self.store.token_and_keys_generation(&seen.id, with).await?;
             let record = record.ok_or(TokenError::Unknown)?;
             if generation == seen.keys_generation
                 && record.key_id == seen.key_id
-                && subject_of(&record) == seen.subject
+                && legacy_subject(&record) == seen.subject
             {
                 token::legacy_caveats_hold(&seen.caveats, &record, now())?;
                 let verified = Verified {
@@ -221,7 +224,7 @@ impl Zone {
             key_id: record.key_id,
             keys_generation: generation,
             caveats: caveats.clone(),
-            subject: subject_of(&record),
+            subject: legacy_subject(&record),
         };
         let exists = match seen.subject {
             Some(s) if subject => {
