@@ -357,13 +357,18 @@ async fn key_rotation_and_retirement(p: Pair) {
 }
 
 async fn make_key_admin(p: &Pair) -> Caller {
+    zone_admin(p, "keyadmin", ozmint::model::ZonePrivilege::TokensManage).await
+}
+
+/// A new user `name` holding the zone privilege `privilege`.
+async fn zone_admin(p: &Pair, name: &str, privilege: ozmint::model::ZonePrivilege) -> Caller {
     let mut zone = ZonePrivileges::empty();
-    zone.insert(ozmint::model::ZonePrivilege::TokensManage);
+    zone.insert(privilege);
     let id =
         p.a.store()
-            .create_user("keyadmin", "x".into(), zone)
+            .create_user(name, "x".into(), zone)
             .await
-            .expect("key admin");
+            .expect("zone admin");
     Caller::user(id)
 }
 
@@ -609,13 +614,7 @@ async fn subject_deletion(p: Pair) {
     let alice = Caller::user(p.alice);
     let legacy = p.a.create_access_token(&alice).await.expect("access token");
     let named = named_token(&p).await;
-    let mut zone = ZonePrivileges::empty();
-    zone.insert(ozmint::model::ZonePrivilege::UsersDelete);
-    let admin =
-        p.a.store()
-            .create_user("deleter", "x".into(), zone)
-            .await
-            .expect("admin");
+    let admin = zone_admin(&p, "deleter", ozmint::model::ZonePrivilege::UsersDelete).await;
     let ctx = RequestContext::rest(PEER);
     for t in [&legacy.token, &named.token] {
         for _ in 0..2 {
@@ -624,7 +623,7 @@ async fn subject_deletion(p: Pair) {
                 .expect("b accepts it");
         }
     }
-    p.a.delete_user(&Caller::user(admin), p.alice)
+    p.a.delete_user(&admin, p.alice)
         .await
         .expect("delete alice");
     let err =
