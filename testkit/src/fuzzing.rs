@@ -1131,6 +1131,7 @@ enum Want {
     Token(TokenError),
     Forbidden(Forbidden),
     CurrentKey,
+    LastAdmin,
 }
 
 fn is(e: &Error, want: &Want) -> bool {
@@ -1142,6 +1143,7 @@ fn is(e: &Error, want: &Want) -> bool {
         (Error::Token(a), Want::Token(b)) => a == b,
         (Error::Forbidden(a), Want::Forbidden(b)) => a == b,
         (Error::CurrentKey, Want::CurrentKey) => true,
+        (Error::LastAdmin, Want::LastAdmin) => true,
         _ => false,
     }
 }
@@ -1355,6 +1357,18 @@ impl Model {
     }
 
     /// Whether the subject, a live user, holds a zone privilege.
+    /// `LastAdmin` if `uid` is the zone's only administrator (the only live
+    /// user holding `set_privileges`) and would stop being one.
+    fn keeps_an_admin(&self, uid: &Id, stays_admin: bool) -> Result<(), Want> {
+        let admin = |u: &MUser| u.zone & bit(ZP::SetPrivileges) != 0;
+        let is_admin = self.users.get(uid).is_some_and(admin);
+        let another = self
+            .users
+            .iter()
+            .any(|(id, u)| id != uid && admin(u));
+        need(!is_admin || stays_admin || another, Want::LastAdmin)
+    }
+
     fn has_zone(&self, s: &Subject, z: ZP) -> bool {
         match s {
             Subject::User(u) => self.users.get(u).is_some_and(|u| u.zone & bit(z) != 0),
@@ -1745,7 +1759,8 @@ async fn delete_user(z: &Zone, m: &mut Model, input: &mut Input<'_>) {
     let id = m.pick(Entity::User, input);
     let got = z.delete_user(&caller, id).await;
     let want = need(m.live(Entity::User, &id), Want::NotFound(Entity::User))
-        .and_then(|_| need(m.has_zone(&caller.subject, ZP::UsersDelete), PRIVILEGES));
+        .and_then(|_| need(m.has_zone(&caller.subject, ZP::UsersDelete), PRIVILEGES))
+        .and_then(|_| m.keeps_an_admin(&id, false));
     check("delete_user", &got, &want);
     if got.is_ok() {
         m.delete(Entity::User, &id);
@@ -2137,15 +2152,18 @@ async fn users(z: &Zone, m: &mut Model, input: &mut Input<'_>) {
                 _ => PrivilegeChange::Revoke(set),
             };
             let got = z.update_zone_privileges(&caller, uid, change).await;
-            let want = live.and_then(|_| need(m.has_zone(&s, ZP::SetPrivileges), PRIVILEGES));
+            let after = m.users.get(&uid).map(|u| match how % 3 {
+                0 => profile,
+                1 => u.zone | profile,
+                _ => u.zone & !profile,
+            });
+            let stays_admin = after.is_some_and(|z| z & bit(ZP::SetPrivileges) != 0);
+            let want = live
+                .and_then(|_| need(m.has_zone(&s, ZP::SetPrivileges), PRIVILEGES))
+                .and_then(|_| m.keeps_an_admin(&uid, stays_admin));
             check("update_zone_privileges", &got, &want);
-            if got.is_ok() {
-                let u = m.users.get_mut(&uid).expect("live user");
-                u.zone = match how % 3 {
-                    0 => profile,
-                    1 => u.zone | profile,
-                    _ => u.zone & !profile,
-                };
+            if let (Ok(_), Some(after)) = (&got, after) {
+                m.users.get_mut(&uid).expect("live user").zone = after;
             }
         }
         1 => {
