@@ -1,8 +1,8 @@
 //! Onedata 20.02+ temporary tokens: not stored, signed with the subject's
 //! shared secret of the current generation.
 //!
-//! Minting reads the secret together with the subject's record (one engine
-//! call) and writes nothing (but the secret itself, the first time a subject
+//! Minting (and reading the generation) reads the secret together with the
+//! subject's record (one engine call) and writes nothing (but the secret itself, the first time a subject
 //! needs one). Verification reads the secret record on
 //! every request (in the same engine call as the subject's record), so a
 //! revocation through any instance holds on the very next request: no cache
@@ -14,7 +14,7 @@ use super::named_tokens::{no_invite_parameters, type_and_caveats};
 use super::token_auth::token_subject;
 use super::{Caller, Zone};
 use crate::error::{Error, OzError, Result};
-use crate::model::{now, Id, Subject};
+use crate::model::{now, Id, Subject, TemporarySecret};
 use crate::store::subject_entity;
 use crate::token::caveat::Caveat;
 use crate::token::v2::{self, Persistence, V2Identifier};
@@ -29,11 +29,7 @@ impl Zone {
         subject: Subject,
         body: &Value,
     ) -> Result<String> {
-        // The subject and its secret in one read: 404 before 403.
-        let (secret, exists) = self.store.temporary_secret_and_subject(&subject).await?;
-        if !exists {
-            return Err(Error::NotFound(subject_entity(&subject).0));
-        }
+        let secret = self.secret_of_existing(&subject).await?;
         self.require_token_manager(caller, &subject).await?;
         caller.unrestricted()?;
         let body = body.as_object().ok_or(OzError::BadValueJson("data"))?;
@@ -74,11 +70,20 @@ impl Zone {
         caller: &Caller,
         subject: Subject,
     ) -> Result<u64> {
-        let (kind, id) = subject_entity(&subject);
-        self.require_exists(kind, &id).await?;
+        let secret = self.secret_of_existing(&subject).await?;
         self.require_token_manager(caller, &subject).await?;
-        let (secret, _) = self.store.temporary_secret_and_subject(&subject).await?;
         Ok(secret.map_or(1, |s| s.generation))
+    }
+
+    /// The subject's temporary-token secret (none before the first mint),
+    /// read with the subject in one engine call: 404 (before any 403) if
+    /// the subject does not exist.
+    async fn secret_of_existing(&self, subject: &Subject) -> Result<Option<TemporarySecret>> {
+        let (secret, exists) = self.store.temporary_secret_and_subject(subject).await?;
+        if !exists {
+            return Err(Error::NotFound(subject_entity(subject).0));
+        }
+        Ok(secret)
     }
 
     /// Revokes every temporary token of a subject (a new secret, the next
