@@ -664,6 +664,17 @@ impl TokenKind {
     pub fn is_invite(self) -> bool {
         matches!(self, TokenKind::SpaceSupport | TokenKind::SpaceCreate)
     }
+    /// What kind of entity a token of this kind is minted for (its
+    /// `target`): deleting that entity deletes the token.
+    pub fn target(self) -> crate::error::Entity {
+        use crate::error::Entity;
+        match self {
+            TokenKind::SpaceSupport => Entity::Space,
+            TokenKind::SpaceCreate => Entity::Group,
+            TokenKind::Access => Entity::User,
+            TokenKind::Provider => Entity::Provider,
+        }
+    }
 }
 
 /// Who issued a token or performs a request.

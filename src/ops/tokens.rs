@@ -19,7 +19,7 @@ use super::{Caller, Zone};
 use crate::error::{Entity, Error, Forbidden, Result};
 use crate::model::{now, Id, Subject, TokenKind, TokenRecord, TokenState};
 use crate::store::schema::{GENERATION, TOKENS};
-use crate::store::{KeySet, Store, PAGE_MAX};
+use crate::store::{require_in, KeySet, Store, PAGE_MAX};
 use crate::token::keys::KeySource;
 use crate::token::{self, wire, Caveat, TokenError};
 
@@ -95,7 +95,9 @@ impl Zone {
             .await
     }
 
-    /// Mints a token valid for `lifetime` seconds.
+    /// Mints a token valid for `lifetime` seconds; `NotFound` unless its
+    /// target exists (guarded: a concurrent deletion either sees the token
+    /// and deletes it with the target, or makes this commit retry and fail).
     pub async fn mint_for(
         &self,
         kind: TokenKind,
@@ -107,6 +109,7 @@ impl Zone {
         let fresh_keys = &fresh_keys;
         self.store
             .transact(|mut tx| async move {
+                require_in(&mut tx, kind.target(), &target).await?;
                 let keys = self
                     .keys_for_mint(fresh_keys.swap(true, Ordering::AcqRel))
                     .await?;

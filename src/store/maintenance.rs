@@ -136,16 +136,20 @@ impl Store {
         })
         .await?;
         let records = split(tokens, &mut problems);
-        for chunk in records.chunks(limit / 2) {
-            let mut keys = Vec::with_capacity(chunk.len() * 2);
+        for chunk in records.chunks(limit / 3) {
+            let mut keys = Vec::with_capacity(chunk.len() * 3);
             for (id, rec) in chunk {
                 keys.push(TOKENS_BY_TARGET.key(&(rec.target, *id)));
                 keys.push(TOKENS_BY_EXPIRY.key(&(rec.expires, *id)));
+                keys.push(schema::entity_key(rec.kind.target(), &rec.target).unwrap_or_default());
             }
             let got = get(snap, &keys).await?;
-            for ((id, _), pair) in chunk.iter().zip(got.chunks(2)) {
-                if pair.iter().any(Option::is_none) {
+            for ((id, rec), got) in chunk.iter().zip(got.chunks(3)) {
+                if got[..2].iter().any(Option::is_none) {
                     problems.push(format!("token {id}: an index entry is missing"));
+                }
+                if got[2].is_none() && !dying(rec.kind.target(), &rec.target) {
+                    problems.push(format!("token {id}: its target does not exist"));
                 }
             }
         }

@@ -18,7 +18,7 @@ use std::sync::Arc;
 
 use super::generation::Generation;
 use super::schema::{
-    StoredValue, Table, DELETING, GENERATION, GROUPS, GROUP_CHILDREN, GROUP_PARENTS, GROUP_SPACES,
+    StoredValue, Table, DELETING, GENERATION, GROUP_CHILDREN, GROUP_PARENTS, GROUP_SPACES,
     GROUP_USERS, PROVIDER_SPACES, SPACE_GROUPS, SPACE_PROVIDERS, SPACE_USERS, USER_GROUPS,
     USER_SPACES,
 };
@@ -93,19 +93,15 @@ impl<V: StoredValue> Relation<V> {
     }
 }
 
-/// Reads an entity in `tx` (guarded); `NotFound` if it is gone or being deleted.
+/// Reads an entity in `tx` (guarded); `NotFound` if it is gone or being
+/// deleted. One engine call: the record and the deletion tombstone together.
 pub(crate) async fn require_in(tx: &mut Txn<'_>, kind: Entity, id: &Id) -> Result<()> {
-    let present = match kind {
-        Entity::User => tx.exists(&super::schema::USERS, id).await?,
-        Entity::Group => tx.exists(&GROUPS, id).await?,
-        Entity::Space => tx.exists(&super::schema::SPACES, id).await?,
-        Entity::Provider => tx.exists(&super::schema::PROVIDERS, id).await?,
-        Entity::Relation | Entity::Token | Entity::RootKey => false,
+    let Some(record) = super::schema::entity_key(kind, id) else {
+        return Err(Error::NotFound(kind));
     };
-    if present && !tx.exists(&DELETING, &(kind, *id)).await? {
-        Ok(())
-    } else {
-        Err(Error::NotFound(kind))
+    match tx.read_raw(&[record, DELETING.key(&(kind, *id))]).await?[..] {
+        [Some(_), None] => Ok(()),
+        _ => Err(Error::NotFound(kind)),
     }
 }
 

@@ -85,6 +85,16 @@ impl<'s> Txn<'s> {
         keys: &[K],
     ) -> Result<Vec<Option<V>>> {
         let raw: Vec<Vec<u8>> = keys.iter().map(|k| table.key(k)).collect();
+        self.read_raw(&raw)
+            .await?
+            .into_iter()
+            .map(|v| v.map(|b| table.decode(&b)).transpose())
+            .collect()
+    }
+
+    /// Reads keys of any tables, in their engine form, in one engine call
+    /// (per [`crate::engine::Limits::max_batch_keys`]), guarded.
+    pub(crate) async fn read_raw(&mut self, raw: &[Vec<u8>]) -> Result<Vec<Option<Vec<u8>>>> {
         let mut missing: Vec<&[u8]> = raw
             .iter()
             .filter(|k| !self.writes.contains_key(*k) && !self.reads.contains_key(*k))
@@ -99,12 +109,13 @@ impl<'s> Txn<'s> {
                 self.reads.insert(k.to_vec(), v);
             }
         }
-        raw.iter()
+        Ok(raw
+            .iter()
             .map(|k| {
                 let v = self.writes.get(k).or_else(|| self.reads.get(k));
-                v.cloned().flatten().map(|b| table.decode(&b)).transpose()
+                v.cloned().flatten()
             })
-            .collect()
+            .collect())
     }
 
     /// Whether a value exists (guarded like [`Txn::get`]).

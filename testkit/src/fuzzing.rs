@@ -1362,10 +1362,7 @@ impl Model {
     fn keeps_an_admin(&self, uid: &Id, stays_admin: bool) -> Result<(), Want> {
         let admin = |u: &MUser| u.zone & bit(ZP::SetPrivileges) != 0;
         let is_admin = self.users.get(uid).is_some_and(admin);
-        let another = self
-            .users
-            .iter()
-            .any(|(id, u)| id != uid && admin(u));
+        let another = self.users.iter().any(|(id, u)| id != uid && admin(u));
         need(!is_admin || stays_admin || another, Want::LastAdmin)
     }
 
@@ -2245,10 +2242,11 @@ async fn mint(env: &Env, z: &Zone, m: &mut Model, input: &mut Input<'_>, op: u8)
             "create_access_token",
             zone.create_access_token(&caller).await,
             match s {
-                // A stale caller (a deleted user) still gets its token: the
-                // token then fails to authenticate (`AuthError::Gone`).
+                // A stale caller (a deleted user) gets no token: the mint
+                // reads its target in the transaction that writes it.
                 Subject::User(u) => {
                     need(!caller.restricted, Want::Forbidden(Forbidden::Attenuated))
+                        .and_then(|_| need(m.live(Entity::User, &u), Want::NotFound(Entity::User)))
                         .map(|_| (TokenKind::Access, u))
                 }
                 Subject::Provider(_) => Err(Want::Forbidden(Forbidden::UsersOnly)),

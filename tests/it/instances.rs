@@ -648,8 +648,56 @@ async fn subject_deletion(p: Pair) {
     );
 }
 
+/// A mint whose caller was authenticated before its target was deleted
+/// (through the other instance) fails and leaves no token behind; mints
+/// racing the deletion leave none either (`Store::check` finds a token
+/// whose target is gone).
+async fn mint_after_deletion(p: Pair) {
+    let alice = Caller::user(p.alice);
+    let admin = zone_admin(&p, "deleter", ozmint::model::ZonePrivilege::UsersDelete).await;
+    for _ in 0..10 {
+        p.b.create_access_token(&alice).await.expect("before");
+    }
+    let deleted = std::sync::atomic::AtomicBool::new(false);
+    let racing = async {
+        while !deleted.load(std::sync::atomic::Ordering::Acquire) {
+            match p.b.create_access_token(&alice).await {
+                Ok(_) => tokio::task::yield_now().await,
+                Err(Error::NotFound(Entity::User)) => break,
+                Err(e) => panic!("a mint racing the deletion: {e:?}"),
+            }
+        }
+    };
+    let delete = async {
+        p.a.delete_user(&admin, p.alice)
+            .await
+            .expect("delete alice");
+        deleted.store(true, std::sync::atomic::Ordering::Release);
+    };
+    tokio::join!(racing, delete);
+    let late = p.b.create_access_token(&alice).await;
+    assert!(
+        matches!(late, Err(Error::NotFound(Entity::User))),
+        "{late:?}"
+    );
+    let provider =
+        p.b.mint(
+            ozmint::model::TokenKind::Provider,
+            Id::random(),
+            Subject::User(p.alice),
+        )
+        .await;
+    assert!(
+        matches!(provider, Err(Error::NotFound(Entity::Provider))),
+        "{provider:?}"
+    );
+    let problems = p.a.store().check().await.expect("check");
+    assert!(problems.is_empty(), "{problems:?}");
+}
+
 on_both! {
     last_admin_survives_concurrent_strips => last_admin_survives;
+    a_mint_after_its_target_is_deleted_fails_and_leaves_nothing => mint_after_deletion;
     double_spend_over_two_instances => double_spend;
     privilege_revocation_is_seen_by_the_other_instance => privilege_revocation;
     membership_removal_is_seen_by_the_other_instance => membership_removal;

@@ -8,7 +8,8 @@ use ozmint::engine::sled::{SledEngine, SledOptions};
 use ozmint::engine::{Commit, Durability, Engine};
 use ozmint::error::{Entity, Error};
 use ozmint::model::{
-    GroupPrivilege, GroupPrivileges, Id, SpacePrivilege, SpacePrivileges, ZonePrivileges,
+    GroupPrivilege, GroupPrivileges, Id, SpacePrivilege, SpacePrivileges, Subject, TokenKind,
+    TokenRecord, TokenState, ZonePrivileges,
 };
 use ozmint::store::schema::{self, DELETING, GROUPS};
 use ozmint::store::{GROUP_CHILDREN_REL, GROUP_USERS_REL, SPACE_GROUPS_REL};
@@ -275,7 +276,30 @@ async fn check_reports_broken_invariants() {
         ))
         .await
         .unwrap();
+    // A token whose target space was never created.
+    let orphan = TokenRecord {
+        kind: TokenKind::SpaceSupport,
+        target: Id::random(),
+        issuer: Subject::User(alice),
+        key_id: 0,
+        created: 1,
+        expires: u64::MAX,
+        state: TokenState::Active,
+    };
+    let orphan = &orphan;
+    s.transact(|mut tx| async move {
+        Store::insert_token_in(&mut tx, &Id::random(), orphan)?;
+        Ok(tx.done(()))
+    })
+    .await
+    .unwrap();
     let problems = s.check().await.unwrap();
+    assert!(
+        problems
+            .iter()
+            .any(|p| p.contains("its target does not exist")),
+        "{problems:?}"
+    );
     assert!(
         problems.iter().any(|p| p.contains("no reverse entry")),
         "{problems:?}"
