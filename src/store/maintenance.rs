@@ -66,8 +66,8 @@ impl Store {
     }
 
     /// Checks every invariant the store keeps, at one snapshot, and returns
-    /// what is broken: every record decodes, the user name index points both
-    /// ways, every relation has both directions and live ends (or a deletion
+    /// what is broken: every record decodes, no entity under deletion still
+    /// has its record, the user name index points both ways, every relation has both directions and live ends (or a deletion
     /// still cascading), every token record has its index entries, and no key
     /// lies outside the tables.
     pub async fn check(&self) -> Result<Vec<String>> {
@@ -76,6 +76,20 @@ impl Store {
         let mut problems = Vec::new();
         let deleting: Vec<(Entity, Id)> = keys_of(snap, &DELETING).await?;
         let dying = |kind: Entity, id: &Id| deleting.contains(&(kind, *id));
+        // A deletion removes the record in the commit that writes its mark, and
+        // creation refuses a marked id: `require_in` relies on both.
+        let marked: Vec<Vec<u8>> = deleting
+            .iter()
+            .filter_map(|(kind, id)| schema::entity_key(*kind, id))
+            .collect();
+        for chunk in marked.chunks(self.engine.limits().max_batch_keys) {
+            for (key, v) in chunk.iter().zip(get(snap, chunk).await?) {
+                if v.is_some() {
+                    let key = String::from_utf8_lossy(key);
+                    problems.push(format!("{key}: a record under deletion"));
+                }
+            }
+        }
 
         let limit = self.engine.limits().max_batch_keys;
         let users = for_each(snap, &USERS, |id, raw| match USERS.decode(raw) {

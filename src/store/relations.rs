@@ -18,9 +18,8 @@ use std::sync::Arc;
 
 use super::generation::Generation;
 use super::schema::{
-    StoredValue, Table, DELETING, GENERATION, GROUP_CHILDREN, GROUP_PARENTS, GROUP_SPACES,
-    GROUP_USERS, PROVIDER_SPACES, SPACE_GROUPS, SPACE_PROVIDERS, SPACE_USERS, USER_GROUPS,
-    USER_SPACES,
+    StoredValue, Table, GENERATION, GROUP_CHILDREN, GROUP_PARENTS, GROUP_SPACES, GROUP_USERS,
+    PROVIDER_SPACES, SPACE_GROUPS, SPACE_PROVIDERS, SPACE_USERS, USER_GROUPS, USER_SPACES,
 };
 use super::{Store, Txn, REACH_CACHE_MAX};
 use crate::error::{Entity, Error, Result};
@@ -94,13 +93,15 @@ impl<V: StoredValue> Relation<V> {
 }
 
 /// Reads an entity in `tx` (guarded); `NotFound` if it is gone or being
-/// deleted. One engine call: the record and the deletion tombstone together.
+/// deleted. One key: a deletion removes the record in the commit that writes
+/// its deletion mark, and creation refuses an id that is marked, so a record
+/// is never there while its cascade runs (`Store::check` reports it if it is).
 pub(crate) async fn require_in(tx: &mut Txn<'_>, kind: Entity, id: &Id) -> Result<()> {
     let Some(record) = super::schema::entity_key(kind, id) else {
         return Err(Error::NotFound(kind));
     };
-    match tx.read_raw(&[record, DELETING.key(&(kind, *id))]).await?[..] {
-        [Some(_), None] => Ok(()),
+    match tx.read_raw(&[record]).await?[..] {
+        [Some(_)] => Ok(()),
         _ => Err(Error::NotFound(kind)),
     }
 }

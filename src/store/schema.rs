@@ -373,7 +373,8 @@ pub const TOKENS_BY_TARGET: Table<(Id, Id), ()> = table("targetid_tokenid");
 pub const TOKENS_BY_EXPIRY: Table<(u64, Id), Id> = table("expiry_tokenid");
 /// Root keys by id.
 pub const ROOT_KEYS: Table<u32, RootKey> = table("keyid_rootkey");
-/// Deletions whose cascade has not finished.
+/// Deletions whose cascade has not finished (the entity's record is removed in
+/// the commit that writes the mark).
 pub const DELETING: Table<(Entity, Id), ()> = table("deleting");
 /// Users holding the zone privilege `set_privileges`: the zone's administrators.
 pub const ADMINS: Table<Id, ()> = table("admin_userid");

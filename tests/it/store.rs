@@ -263,14 +263,17 @@ async fn check_reports_broken_invariants() {
     s.put_relation(&GROUP_USERS_REL, &g, &alice, &GroupPrivileges::all())
         .await
         .unwrap();
-    // Break the reverse entry and add a stray key, behind the store's back.
+    // Break the reverse entry, add a stray key and mark the group deleted
+    // while its record stays, behind the store's back.
     let rev = schema::USER_GROUPS.key(&(alice, g));
+    let mark = schema::DELETING.key(&(ozmint::Entity::Group, g));
     s.engine()
         .commit(Commit::new(
             vec![],
             vec![
                 ozmint::engine::Write::Delete(rev),
                 ozmint::engine::Write::Put(b"stray/key".to_vec(), vec![]),
+                ozmint::engine::Write::Put(mark, vec![]),
             ],
             Durability::Immediate,
         ))
@@ -306,6 +309,12 @@ async fn check_reports_broken_invariants() {
     );
     assert!(
         problems.iter().any(|p| p.contains("outside every table")),
+        "{problems:?}"
+    );
+    assert!(
+        problems
+            .iter()
+            .any(|p| p.contains("a record under deletion")),
         "{problems:?}"
     );
 }
