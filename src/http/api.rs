@@ -15,7 +15,7 @@ use serde_json::{json, Value};
 
 use super::error::ApiError;
 use super::routes::Endpoint;
-use super::{credentials, json, parse_id, read_json, App};
+use super::{credentials, json, parse_id, read_json, App, Credentials};
 use crate::model::{now, Id, Subject, TokenKind, TokenRecord, TokenState};
 use crate::ops::token_auth::RequestContext;
 use crate::ops::tokens::InviteTarget;
@@ -53,12 +53,53 @@ pub(super) async fn dispatch(
         return Ok(openapi());
     }
     if ep == Endpoint::TokenExamine && super::modern::is_modern_examination(&body) {
-        return super::modern::examine(app, &body).map_err(ApiError::modern);
+        let examine = async {
+            let (creds, ctx) = credentials_and_context(&req, peer)?;
+            requester(app, &ep, &req, creds, &ctx).await?;
+            super::modern::examine(app, &body)
+        };
+        return examine.await.map_err(ApiError::modern);
     }
     let modern = ep.is_modern();
     dispatch_inner(app, ep, req, body, peer)
         .await
         .map_err(|e| if modern { e.modern() } else { e })
+}
+
+/// The request's credentials, and what its headers tell about it.
+fn credentials_and_context(
+    req: &Request<()>,
+    peer: std::net::IpAddr,
+) -> Result<(Option<Credentials>, RequestContext), ApiError> {
+    let creds = credentials(req.headers())?;
+    let ctx = RequestContext {
+        service_token: token_header(req, "x-onedata-service-token")?,
+        consumer_token: token_header(req, "x-onedata-consumer-token")?,
+        ..RequestContext::rest(peer)
+    };
+    Ok((creds, ctx))
+}
+
+/// Who calls a public endpoint: nobody without credentials; with them, as
+/// Onezone does, the authenticated subject, its token held to its caveats
+/// for this operation like on any other endpoint.
+async fn requester(
+    app: &App,
+    ep: &Endpoint,
+    req: &Request<()>,
+    creds: Option<Credentials>,
+    ctx: &RequestContext,
+) -> Result<Option<Caller>, ApiError> {
+    let Some(creds) = creds else {
+        return Ok(None);
+    };
+    let authenticated = app.zone.authenticate_request(Some(creds), ctx).await?;
+    let (operation, gri) = ep.operation(req.method(), &authenticated.caller.subject);
+    if let Err(e) = authenticated.check_operation(operation, &gri) {
+        app.metrics.auth_failure("token");
+        return Err(AuthFailure::Auth(AuthError::Onezone(e)).into());
+    }
+    Ok(Some(authenticated.caller))
 }
 
 async fn dispatch_inner(
@@ -68,17 +109,9 @@ async fn dispatch_inner(
     body: Bytes,
     peer: std::net::IpAddr,
 ) -> Result<Resp, ApiError> {
-    let creds = credentials(req.headers())?;
-    let ctx = RequestContext {
-        service_token: token_header(&req, "x-onedata-service-token")?,
-        consumer_token: token_header(&req, "x-onedata-consumer-token")?,
-        ..RequestContext::rest(peer)
-    };
+    let (creds, ctx) = credentials_and_context(&req, peer)?;
     if ep.is_public() {
-        let requester = match creds {
-            None => None,
-            Some(c) => Some(app.zone.authenticate_request(Some(c), &ctx).await?.caller),
-        };
+        let requester = requester(app, &ep, &req, creds, &ctx).await?;
         return super::modern::public(app, ep, &body, peer, requester.as_ref()).await;
     }
     if creds.is_none() && ep == Endpoint::Providers && req.method() == Method::POST {

@@ -410,8 +410,9 @@ impl Endpoint {
 
 impl Endpoint {
     /// The Onezone operation a request performs, for `api` caveats: the
-    /// operation and the GRI (entity type, id, aspect, scope), after
-    /// Onezone's REST routes where it has the endpoint. `caller` stands for
+    /// operation and the GRI (entity type, id, aspect, scope), as Onezone's
+    /// REST routes (oz-worker's `src/http/rest/routes/*.erl`, 20.02 to 21.02)
+    /// bind it where Onezone has the endpoint. `caller` stands for
     /// the `/user` and `/provider` paths. Every endpoint has one, so a token
     /// with `api` caveats is held to them everywhere.
     pub fn operation(&self, method: &Method, caller: &Subject) -> (Operation, Gri) {
@@ -426,6 +427,11 @@ impl Endpoint {
         let one = |a: &str| Aspect::Single(a.to_owned());
         let pair = |a: &str, b: &str| Aspect::Pair(a.to_owned(), b.to_owned());
         let gri = |t: &str, id: Option<&str>, a: Aspect| Gri::new(t, id, a);
+        // Onezone reads an entity itself in scope `protected`.
+        let read = |g: Gri| match op {
+            Operation::Get => g.with_scope(GriScope::Protected),
+            _ => g,
+        };
         let me = match caller {
             Subject::User(id) | Subject::Provider(id) => id.to_string(),
         };
@@ -451,12 +457,13 @@ impl Endpoint {
             SpaceSupportToken(id) => gri("space", Some(id), one("space_support_token")),
             GroupSpaceToken(id) => gri("group", Some(id), one("space_create_token")),
             ClientTokens => gri("user", Some(&me), one("client_tokens")),
-            ClientToken(_) => gri("user", Some(&me), one("client_tokens")),
+            ClientToken(tid) => gri("user", Some(&me), pair("client_token", tid)),
             Providers if op == Operation::Create => gri("provider", None, one("instance")),
             Providers => gri("provider", None, one("list")),
-            ProviderSpaceSupport => gri("space", None, one("support")),
+            // Onezone 19.02's route (20.02 dropped the path).
+            ProviderSpaceSupport => gri("provider", Some(&me), one("support")),
             ProviderSpaces => gri("space", None, one("instance")),
-            SpaceProviders(id) => gri("space", Some(id), one("providers")),
+            SpaceProviders(id) => gri("space", Some(id), one("eff_providers")),
             SpaceTokens(id) => gri("space", Some(id), one("tokens")),
             GroupTokens(id) => gri("group", Some(id), one("tokens")),
             Token(id) => gri("token", Some(id), one("instance")),
@@ -465,9 +472,9 @@ impl Endpoint {
             KeyRetire(id) => gri("oz_worker", None, pair("root_key", id)),
             Users if op == Operation::Create => gri("user", None, one("instance")),
             Users => gri("user", None, one("list")),
-            UserById(id) => gri("user", Some(id), one("instance")),
+            UserById(id) => read(gri("user", Some(id), one("instance"))),
             UserPrivileges(id) => gri("user", Some(id), one("oz_privileges")),
-            Me => gri("user", Some(&me), one("instance")),
+            Me => read(gri("user", Some(&me), one("instance"))),
             MyPassword => gri("user", Some(&me), one("password")),
             MyGroups if op == Operation::Create => gri("group", None, one("instance")),
             MyGroups => gri("user", Some(&me), one("groups")),
@@ -477,10 +484,24 @@ impl Endpoint {
             Groups => gri("group", None, one("list")),
             Spaces if op == Operation::Create => gri("space", None, one("instance")),
             Spaces => gri("space", None, one("list")),
-            Container(c, id) => gri(container(c), Some(id), one("instance")),
+            Container(c, id) => read(gri(container(c), Some(id), one("instance"))),
             MemberList(m, id) => {
                 let (t, a) = members(m);
-                gri(t, Some(id), one(&format!("{a}s")))
+                let a = if a == "child" {
+                    "children"
+                } else {
+                    &format!("{a}s")
+                };
+                gri(t, Some(id), one(a))
+            }
+            // Reading a member is reading the member's shared data.
+            Member(m, _, mid) if op == Operation::Get => {
+                let t = if matches!(m, Members::GroupUsers | Members::SpaceUsers) {
+                    "user"
+                } else {
+                    "group"
+                };
+                gri(t, Some(mid), one("instance")).with_scope(GriScope::Shared)
             }
             Member(m, id, mid) => {
                 let (t, a) = members(m);
@@ -497,9 +518,13 @@ impl Endpoint {
             EffectiveChildren(id) => gri("group", Some(id), one("eff_children")),
             Backup => gri("oz_worker", None, one("backup")),
             MyEffectiveGroups => gri("user", Some(&me), one("eff_groups")),
-            MyEffectiveGroup(gid) => gri("user", Some(&me), pair("eff_group", gid)),
+            MyEffectiveGroup(gid) => {
+                gri("group", Some(gid), one("instance")).with_scope(GriScope::Protected)
+            }
             MyEffectiveSpaces => gri("user", Some(&me), one("eff_spaces")),
-            MyEffectiveSpace(sid) => gri("user", Some(&me), pair("eff_space", sid)),
+            MyEffectiveSpace(sid) => {
+                gri("space", Some(sid), one("instance")).with_scope(GriScope::Protected)
+            }
             MyEffectiveProviders => gri("user", Some(&me), one("eff_providers")),
             GroupParents(id) => gri("group", Some(id), one("parents")),
             GroupEffectiveParents(id) => gri("group", Some(id), one("eff_parents")),
@@ -510,15 +535,13 @@ impl Endpoint {
                 let (t, id) = owner(o);
                 match op {
                     Operation::Create => gri("token", None, pair(&format!("{t}_named_token"), &id)),
-                    Operation::Delete => {
-                        gri("token", None, pair(&format!("{t}_named_tokens"), &id))
-                    }
-                    _ => gri(t, Some(&id), one("named_tokens")),
+                    _ => gri("token", None, pair(&format!("{t}_named_tokens"), &id)),
                 }
             }
+            // Onezone's GRI has the token's name as its id.
             NamedTokenByName(o, name) => {
                 let (t, id) = owner(o);
-                gri(t, Some(&id), pair("named_token", name))
+                gri("token", Some(name), pair(&format!("{t}_named_token"), &id))
             }
             AllNamedTokens => gri("token", None, one("list")),
             NamedToken(id) => gri("token", Some(id), one("instance")),
@@ -534,7 +557,8 @@ impl Endpoint {
                     Operation::Delete => {
                         gri("token", None, pair(&format!("{t}_temporary_tokens"), &id))
                     }
-                    _ => gri("temporary_token_secret", Some(&id), one(t)),
+                    _ => gri("temporary_token_secret", Some(&id), one(t))
+                        .with_scope(GriScope::Shared),
                 }
             }
             TokenConfine => gri("token", None, one("confine")).with_scope(GriScope::Public),
@@ -547,9 +571,9 @@ impl Endpoint {
             VerifyInviteToken => {
                 gri("token", None, one("verify_invite_token")).with_scope(GriScope::Public)
             }
-            CurrentTime => gri("provider", None, one("current_time")).with_scope(GriScope::Public),
-            MyProvider => gri("provider", Some(&me), one("instance")),
-            ProviderById(id) => gri("provider", Some(id), one("instance")),
+            CurrentTime => gri("provider", None, one("current_time")),
+            MyProvider => read(gri("provider", Some(&me), one("instance"))),
+            ProviderById(id) => read(gri("provider", Some(id), one("instance"))),
             InferScope => {
                 gri("token", None, one("infer_access_token_scope")).with_scope(GriScope::Public)
             }
@@ -826,6 +850,158 @@ mod tests {
                 .map(|t| if t.starts_with('{') { "x" } else { t }.to_owned())
                 .collect();
             assert_eq!(resolve(&segs), Some(ep), "{} is shadowed", r.template);
+        }
+    }
+
+    /// The (operation, GRI) `api` caveats see, as oz-worker's REST routes
+    /// bind them (`src/http/rest/routes/*.erl`, 21.02.7; the same in 20.02):
+    /// scopes, token-typed listings, members read as themselves.
+    #[test]
+    fn operations_are_onezones() {
+        const U: &str = "Gm4CMqtAjFgTyY1xLXFqjmbzTMF1E3IGbEXDBDKHz9I";
+        let me = Subject::User(U.parse().unwrap());
+        let text = |m: Method, path: &str| {
+            let (op, g) = endpoint(&format!("{PREFIX}{path}"))
+                .unwrap()
+                .operation(&m, &me);
+            let aspect = match g.aspect {
+                Aspect::Single(a) => a,
+                Aspect::Pair(a, b) => format!("{a},{b}"),
+            };
+            let id = g.id.unwrap_or_else(|| "null".into());
+            let (ty, scope) = (g.entity_type, g.scope.name());
+            format!("{} {ty}.{id}.{aspect}:{scope}", op.name())
+        };
+        for (m, path, want) in [
+            // user_routes.erl, provider_routes.erl, group_routes.erl, space_routes.erl
+            (
+                Method::GET,
+                "/user".to_owned(),
+                format!("get user.{U}.instance:protected"),
+            ),
+            (
+                Method::PATCH,
+                "/user".to_owned(),
+                format!("update user.{U}.instance:private"),
+            ),
+            (
+                Method::GET,
+                format!("/users/{S}"),
+                format!("get user.{S}.instance:protected"),
+            ),
+            (
+                Method::DELETE,
+                format!("/users/{S}"),
+                format!("delete user.{S}.instance:private"),
+            ),
+            (
+                Method::GET,
+                format!("/groups/{S}"),
+                format!("get group.{S}.instance:protected"),
+            ),
+            (
+                Method::GET,
+                format!("/spaces/{S}"),
+                format!("get space.{S}.instance:protected"),
+            ),
+            (
+                Method::PATCH,
+                format!("/spaces/{S}"),
+                format!("update space.{S}.instance:private"),
+            ),
+            (
+                Method::GET,
+                format!("/providers/{S}"),
+                format!("get provider.{S}.instance:protected"),
+            ),
+            (
+                Method::GET,
+                format!("/groups/{S}/children"),
+                format!("get group.{S}.children:private"),
+            ),
+            (
+                Method::GET,
+                format!("/groups/{S}/users/{U}"),
+                format!("get user.{U}.instance:shared"),
+            ),
+            (
+                Method::PUT,
+                format!("/groups/{S}/users/{U}"),
+                format!("create group.{S}.user,{U}:private"),
+            ),
+            (
+                Method::GET,
+                format!("/groups/{S}/children/{U}"),
+                format!("get group.{U}.instance:shared"),
+            ),
+            (
+                Method::GET,
+                format!("/spaces/{S}/groups/{U}"),
+                format!("get group.{U}.instance:shared"),
+            ),
+            (
+                Method::GET,
+                format!("/spaces/{S}/providers"),
+                format!("get space.{S}.eff_providers:private"),
+            ),
+            (
+                Method::GET,
+                format!("/user/effective_groups/{S}"),
+                format!("get group.{S}.instance:protected"),
+            ),
+            (
+                Method::GET,
+                format!("/user/effective_spaces/{S}"),
+                format!("get space.{S}.instance:protected"),
+            ),
+            (
+                Method::DELETE,
+                format!("/user/client_tokens/{S}"),
+                format!("delete user.{U}.client_token,{S}:private"),
+            ),
+            (
+                Method::GET,
+                "/provider/public/get_current_time".to_owned(),
+                "get provider.null.current_time:private".to_owned(),
+            ),
+            // token_routes.erl
+            (
+                Method::GET,
+                "/user/tokens/named".to_owned(),
+                format!("get token.null.user_named_tokens,{U}:private"),
+            ),
+            (
+                Method::POST,
+                "/user/tokens/named".to_owned(),
+                format!("create token.null.user_named_token,{U}:private"),
+            ),
+            (
+                Method::GET,
+                format!("/providers/{S}/tokens/named"),
+                format!("get token.null.provider_named_tokens,{S}:private"),
+            ),
+            (
+                Method::GET,
+                "/user/tokens/named/name/mine".to_owned(),
+                format!("get token.mine.user_named_token,{U}:private"),
+            ),
+            (
+                Method::GET,
+                "/user/tokens/temporary".to_owned(),
+                format!("get temporary_token_secret.{U}.user:shared"),
+            ),
+            (
+                Method::DELETE,
+                "/user/tokens/temporary".to_owned(),
+                format!("delete token.null.user_temporary_tokens,{U}:private"),
+            ),
+            (
+                Method::GET,
+                format!("/tokens/named/{S}/status"),
+                format!("get token.{S}.instance:shared"),
+            ),
+        ] {
+            assert_eq!(text(m.clone(), &path), want, "{m} {path}");
         }
     }
 

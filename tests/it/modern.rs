@@ -475,7 +475,20 @@ async fn caveats_of_v2_tokens_hold_on_the_rest_api() {
         // An api caveat: reading user data only.
         let (_, api) = create_named(&s, GUEST, json!({ "name": "reader", "caveats": [{"type": "api", "whitelist": ["ozw/get/user.*.*:*"]}] })).await;
         assert_eq!(call(&s, Method::GET, "/user", Cred::XAuth(&api), None).await.0, 200);
-        let got = call(&s, Method::GET, "/user/tokens/named", Cred::XAuth(&api), None).await;
+        // Listing tokens is an operation on tokens (Onezone's GRI
+        // `token.null.user_named_tokens,<userId>`), not on the user.
+        auth_error(&call(&s, Method::GET, "/user/tokens/named", Cred::XAuth(&api), None).await, "tokenCaveatUnverified");
+        let (_, lister) = create_named(&s, GUEST, json!({ "name": "lister", "caveats": [{"type": "api", "whitelist": ["ozw/get/token.null.user_named_tokens,*:private"]}] })).await;
+        let got = call(&s, Method::GET, "/user/tokens/named", Cred::XAuth(&lister), None).await;
+        assert_eq!(got.0, 200, "{}", got.1);
+        assert_eq!(call(&s, Method::GET, "/user", Cred::XAuth(&lister), None).await.0, 401);
+        // A token sent to a public endpoint is held to its caveats there too.
+        let confine = json!({ "token": lister, "caveats": [{"type": "interface", "interface": "rest"}] });
+        auth_error(&call(&s, Method::POST, "/tokens/confine", Cred::XAuth(&api), Some(confine.clone())).await, "tokenCaveatUnverified");
+        auth_error(&call(&s, Method::POST, "/tokens/examine", Cred::XAuth(&api), Some(json!({ "token": lister }))).await, "tokenCaveatUnverified");
+        assert_eq!(call(&s, Method::POST, "/tokens/confine", Cred::None, Some(confine.clone())).await.0, 200);
+        let (_, confiner) = create_named(&s, GUEST, json!({ "name": "confiner", "caveats": [{"type": "api", "whitelist": ["ozw/create/token.null.confine:public"]}] })).await;
+        let got = call(&s, Method::POST, "/tokens/confine", Cred::XAuth(&confiner), Some(confine)).await;
         assert_eq!(got.0, 200, "{}", got.1);
         let got = call(&s, Method::GET, "/spaces", Cred::XAuth(&api), None).await;
         assert_eq!(got.0, 401, "{}", got.1);
