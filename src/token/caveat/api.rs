@@ -244,10 +244,9 @@ fn plain(s: &str, extra: &[char]) -> bool {
 }
 
 impl GriPattern {
-    /// Parses a pattern. With `scope_optional`, `<type>.<id>.<aspect>` means
-    /// scope `private` (the JSON input form); without it, the scope is
-    /// required (the text form).
-    fn parse(s: &str, scope_optional: bool) -> Result<GriPattern, CaveatError> {
+    /// Parses a pattern; `<type>.<id>.<aspect>` without a scope means scope
+    /// `private`.
+    fn parse(s: &str) -> Result<GriPattern, CaveatError> {
         let bad = || CaveatError::new(format!("bad GRI pattern {s:?}"));
         let parts: Vec<&str> = s.split('.').collect();
         let [ty, id, aspect_and_scope] = parts.as_slice() else {
@@ -268,7 +267,7 @@ impl GriPattern {
         };
         let (aspect, scope) = match aspect_and_scope.split(':').collect::<Vec<_>>().as_slice() {
             [a, s] => (*a, *s),
-            [a] if scope_optional => (*a, "private"),
+            [a] => (*a, "private"),
             _ => return Err(bad()),
         };
         if !plain(aspect, &[':']) {
@@ -332,17 +331,10 @@ impl fmt::Display for GriPattern {
 }
 
 impl MatchSpec {
-    /// Parses the text form (scope required).
+    /// Parses a specification, of a caveat's text or of its JSON form alike:
+    /// a GRI pattern without a scope means scope `private` (ctool's one
+    /// `gri:deserialize`).
     pub fn parse(s: &str) -> Result<MatchSpec, CaveatError> {
-        Self::parse_with(s, false)
-    }
-
-    /// Parses the JSON input form (scope optional, default `private`).
-    pub fn parse_lenient(s: &str) -> Result<MatchSpec, CaveatError> {
-        Self::parse_with(s, true)
-    }
-
-    fn parse_with(s: &str, scope_optional: bool) -> Result<MatchSpec, CaveatError> {
         let bad = || CaveatError::new(format!("bad API match specification {s:?}"));
         let parts: Vec<&str> = s.split('/').collect();
         let [service, operation, gri] = parts.as_slice() else {
@@ -359,7 +351,7 @@ impl MatchSpec {
         Ok(MatchSpec {
             service,
             operation,
-            gri: GriPattern::parse(gri, scope_optional)?,
+            gri: GriPattern::parse(gri)?,
         })
     }
 
@@ -566,14 +558,11 @@ mod tests {
             assert_eq!(m.to_string(), s);
         }
         assert_eq!(
-            MatchSpec::parse_lenient("ozw/all/user.*.*")
-                .unwrap()
-                .to_string(),
+            MatchSpec::parse("ozw/all/user.*.*").unwrap().to_string(),
             "ozw/all/user.*.*:private"
         );
         for bad in [
             "",
-            "ozw/all/user.*.*",
             "all/user.*.*:auto",
             "xyz/all/user.*.*:*",
             "ozw/read/user.*.*:*",
@@ -589,7 +578,7 @@ mod tests {
         ] {
             assert!(MatchSpec::parse(bad).is_err(), "{bad}");
         }
-        assert!(MatchSpec::parse_lenient("all/user.*.*").is_err());
+        assert!(MatchSpec::parse("all/user.*.*").is_err());
     }
 
     #[test]

@@ -12,7 +12,7 @@
 //! | [`Caveat::Service`] | `service = ozw-onezone\|opw-*` | `{"type":"service","whitelist":["ozw-onezone","opw-*"]}` |
 //! | [`Caveat::Consumer`] | `consumer = usr-u1\|grp-g1\|prv-*` | `{"type":"consumer","whitelist":[...]}` |
 //! | [`Caveat::Interface`] | `interface = rest` | `{"type":"interface","interface":"rest"}` |
-//! | [`Caveat::Api`] | `api = ozw/get/user.*.*:*\|all/all/space.s1.*:*` | `{"type":"api","whitelist":[...]}` (input may omit `:scope`) |
+//! | [`Caveat::Api`] | `api = ozw/get/user.*.*:*\|all/all/space.s1.*:*` | `{"type":"api","whitelist":[...]}` (both may omit `:scope`) |
 //! | [`Caveat::DataReadonly`] | `data.readonly` | `{"type":"data.readonly"}` |
 //! | [`Caveat::DataPath`] | `data.path = L3MxL2Rpcg==\|...` (standard base64, padded) | `{"type":"data.path","whitelist":["L3MxL2Rpcg=="]}` |
 //! | [`Caveat::DataObjectId`] | `data.objectid = 0000000000...\|...` | `{"type":"data.objectid","whitelist":[...]}` |
@@ -23,7 +23,9 @@
 //! whether one built by hand is. Parsing is strict (fail closed): the text
 //! form is accepted only as ctool writes it — lists non-empty and joined with
 //! `|`, IPv4 masks with `/len`, no spaces, no leading zeros (except that
-//! `time < N` keeps accepting them, as it always has) — and any text this
+//! `time < N` keeps accepting them, as it always has, and that an `api`
+//! pattern may omit its scope, which means `private` in ctool's reader too) —
+//! and any text this
 //! module does not understand is an error. Values are checked as Onezone
 //! checks caveats it is given: country codes are two ASCII letters or
 //! digits, regions one of [`Region`]'s, paths canonical, object ids those of
@@ -564,8 +566,9 @@ impl Caveat {
     pub fn from_text(s: &str) -> Result<Caveat, CaveatError> {
         let caveat = Self::from_text_lenient(s)?;
         // Only the form ctool writes: anything that would be written
-        // differently is refused (`time <` excepted, see the module docs).
-        if !matches!(caveat, Caveat::TimeBefore(_)) && caveat.to_text() != s {
+        // differently is refused (`time <` and `api` scopes excepted, see
+        // the module docs).
+        if !matches!(caveat, Caveat::TimeBefore(_) | Caveat::Api(_)) && caveat.to_text() != s {
             return Err(CaveatError::new(format!(
                 "caveat not in canonical form: {s:?}"
             )));
@@ -794,7 +797,7 @@ impl Caveat {
                     })?,
             ),
             "api" => Caveat::Api(json_list(whitelist, "api", |e| {
-                MatchSpec::parse_lenient(e.as_str()?).ok()
+                MatchSpec::parse(e.as_str()?).ok()
             })?),
             "data.readonly" => Caveat::DataReadonly,
             "data.path" => Caveat::DataPath(json_list(whitelist, "data.path", |e| {
