@@ -353,6 +353,53 @@ impl Zone {
         }
     }
 
+    /// Verifies a legacy (18.02) token on the 20.02+ endpoints, as Onezone
+    /// 20.02+ verifies the client and provider tokens it migrated: an
+    /// access token of its user or provider, checked as ever (record,
+    /// signature, its `tokenType` and `time` caveats, revocation), its
+    /// subject existing. Failures in Onezone's terms: an expired one is
+    /// `tokenCaveatUnverified` with its `time` caveat, one with a caveat
+    /// legacy tokens do not know `tokenCaveatUnknown`; a revoked one
+    /// `tokenInvalid` (legacy tokens are revoked by `DELETE`, after which
+    /// Onezone has no record of them), as are legacy invite tokens (which
+    /// Onezone did not migrate) and everything else.
+    pub async fn verify_migrated(&self, token: &Token) -> Result<(Verified, Subject)> {
+        let serialized = token.serialize();
+        let found = self.verified.lookup(&serialized);
+        let (v, exists) = match self.verify_reading(&serialized, found, true).await {
+            Ok(v) => v,
+            Err(Error::Token(e)) => return Err(migrated_failure(token, e).into()),
+            Err(e) => return Err(e),
+        };
+        let subject =
+            super::tokens::legacy_subject(&v.record).ok_or(OzError::Token(v2::Error::Invalid))?;
+        if exists != Some(true) {
+            return Err(OzError::SubjectInvalid.into());
+        }
+        let caveats: Vec<_> = v
+            .caveats
+            .into_iter()
+            .filter(|c| matches!(c, crate::token::Caveat::TimeBefore(_)))
+            .collect();
+        let until = caveats
+            .iter()
+            .filter_map(|c| match c {
+                crate::token::Caveat::TimeBefore(t) => Some(*t),
+                _ => None,
+            })
+            .chain([v.record.expires])
+            .min();
+        let verified = Verified {
+            subject: Some(token_subject(&subject)),
+            token_type: TokenType::ACCESS,
+            session: None,
+            caveats,
+            deferred: Vec::new(),
+            ttl: until.map(|t| i64::try_from(t).unwrap_or(i64::MAX) - now() as i64),
+        };
+        Ok((verified, subject))
+    }
+
     /// Verifies an invite token of the expected type (`None`: any): its
     /// signature, caveats, revocation and subject; not its usage limit nor
     /// the inviter's privileges (checked when it is consumed).
@@ -370,7 +417,7 @@ impl Zone {
     }
 
     /// Verifies a 20.02+ token against the context `parts` describe (see
-    /// the module docs). Legacy tokens are `tokenInvalid` here.
+    /// the module docs); a legacy one as [`Zone::verify_migrated`] does.
     pub async fn verify_v2(
         &self,
         token: &Presented,
@@ -378,7 +425,7 @@ impl Zone {
         scope: Scope,
     ) -> Result<(Verified, Subject)> {
         let Identifier::V2(ident) = token.identifier() else {
-            return Err(OzError::Token(v2::Error::Invalid).into());
+            return self.verify_migrated(token).await;
         };
         let subject = subject_of(ident.subject())?;
         let (secret, subject_exists) = match ident.persistence() {
@@ -530,6 +577,43 @@ fn internal_or(f: impl Fn(OzError) -> AuthFailure) -> impl Fn(Error) -> AuthFail
     move |e| match e {
         Error::Onezone(oz) => f(oz),
         other => AuthFailure::Internal(other),
+    }
+}
+
+/// A legacy token's verification failure in Onezone's terms (see
+/// [`Zone::verify_migrated`]).
+fn migrated_failure(token: &Token, e: crate::token::TokenError) -> OzError {
+    use crate::token::{Caveat, TokenError};
+    let now = now();
+    let caveats = || token.raw().caveats.iter().map(|c| (c, Caveat::parse(c)));
+    match e {
+        TokenError::Expired => {
+            let passed = caveats().find_map(|(_, c)| match c {
+                Some(Caveat::TimeBefore(t)) if now >= t => Some(t),
+                _ => None,
+            });
+            match passed {
+                Some(t) => {
+                    OzError::Token(v2::Error::CaveatUnverified(Box::new(v2::CaveatFailure {
+                        caveat: Caveat::TimeBefore(t),
+                        reason: v2::Unsatisfied::Expired { now },
+                    })))
+                }
+                // The record's lifetime, which its minted `time` caveat states.
+                None => OzError::Token(v2::Error::Invalid),
+            }
+        }
+        TokenError::UnknownCaveat => {
+            let unknown = caveats()
+                .find(|(_, c)| !matches!(c, Some(Caveat::TimeBefore(_) | Caveat::TokenType(_))));
+            match unknown {
+                Some((text, _)) => OzError::Token(v2::Error::CaveatUnknown(
+                    String::from_utf8_lossy(text).into_owned(),
+                )),
+                None => OzError::Token(v2::Error::Invalid),
+            }
+        }
+        _ => OzError::Token(v2::Error::Invalid),
     }
 }
 

@@ -540,6 +540,109 @@ async fn caveats_of_v2_tokens_hold_on_the_rest_api() {
     .await;
 }
 
+/// Onezone 20.02+ verifies the legacy client and provider tokens it migrated;
+/// ozmint's legacy tokens verify on the same endpoints, failing in Onezone's
+/// terms.
+#[tokio::test]
+async fn legacy_tokens_verify_on_the_20_02_endpoints() {
+    bounded(async {
+        let s = start_demo().await;
+        let verify = |what: &'static str, token: String| {
+            let s = &s;
+            async move {
+                let path = format!("/tokens/verify_{what}_token");
+                call(
+                    s,
+                    Method::POST,
+                    &path,
+                    Cred::None,
+                    Some(json!({ "token": token })),
+                )
+                .await
+            }
+        };
+        let legacy = expect_token(
+            s.client
+                .post(s.url("/user/client_tokens"))
+                .basic_auth(GUEST.0, Some(GUEST.1))
+                .send()
+                .await
+                .unwrap(),
+        )
+        .await;
+        let got = verify("access", legacy.clone()).await;
+        assert_eq!(got.0, 200, "{}", got.1);
+        assert_eq!(got.1["subject"], json!({ "type": "user", "id": GUEST_ID }));
+        let ttl = got.1["ttl"].as_i64().expect("a ttl: legacy tokens expire");
+        assert!(ttl > 0, "{}", got.1);
+        // A user's access token is no identity token (only providers' are).
+        oz_error(
+            &verify("identity", legacy.clone()).await,
+            400,
+            "notAnIdentityToken",
+        );
+        // Attenuated by its holder: an expired time caveat, an unknown caveat.
+        let expired = ozmint::token::wire::attenuate(&legacy, "time < 1000").unwrap();
+        let e = oz_error(
+            &verify("access", expired).await,
+            400,
+            "tokenCaveatUnverified",
+        );
+        assert_eq!(
+            e["details"]["caveat"],
+            json!({ "type": "time", "validUntil": 1000 })
+        );
+        let odd = ozmint::token::wire::attenuate(&legacy, "color = blue").unwrap();
+        let e = oz_error(&verify("access", odd).await, 400, "tokenCaveatUnknown");
+        assert_eq!(e["details"]["caveat"], "color = blue");
+        // A provider's root token: an access and an identity token of the provider.
+        let got = call(
+            &s,
+            Method::POST,
+            "/providers",
+            Cred::Basic(ADMIN),
+            Some(json!({"name": "p1", "domain": "p1.example.org"})),
+        )
+        .await;
+        assert_eq!(got.0, 201, "{}", got.1);
+        let (pid, root) = (
+            got.1["providerId"].clone(),
+            got.1["providerRootToken"].as_str().unwrap().to_owned(),
+        );
+        for what in ["access", "identity"] {
+            let got = verify(what, root.clone()).await;
+            assert_eq!(got.0, 200, "{what}: {}", got.1);
+            assert_eq!(
+                got.1["subject"],
+                json!({ "type": "oneprovider", "id": pid })
+            );
+        }
+        // A legacy support token (Onezone did not migrate 18.02 invites).
+        let support = expect_token(
+            s.client
+                .post(s.url(&format!("/spaces/{DEMO_SPACE}/providers/token")))
+                .basic_auth(ADMIN.0, Some(ADMIN.1))
+                .send()
+                .await
+                .unwrap(),
+        )
+        .await;
+        oz_error(&verify("access", support).await, 400, "tokenInvalid");
+        // Deleted by its owner.
+        let id = ozmint::token::legacy_id(&ozmint::token::wire::parse(&legacy).unwrap()).unwrap();
+        let got = s
+            .client
+            .delete(s.url(&format!("/user/client_tokens/{id}")))
+            .basic_auth(GUEST.0, Some(GUEST.1))
+            .send()
+            .await
+            .unwrap();
+        assert!(got.status().is_success(), "{}", got.status());
+        oz_error(&verify("access", legacy).await, 400, "tokenInvalid");
+    })
+    .await;
+}
+
 #[tokio::test]
 async fn temporary_tokens_need_a_time_caveat_write_nothing_and_revoke_by_generation() {
     bounded(async {
