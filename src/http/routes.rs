@@ -872,136 +872,40 @@ mod tests {
             let (ty, scope) = (g.entity_type, g.scope.name());
             format!("{} {ty}.{id}.{aspect}:{scope}", op.name())
         };
-        for (m, path, want) in [
+        for row in [
             // user_routes.erl, provider_routes.erl, group_routes.erl, space_routes.erl
-            (
-                Method::GET,
-                "/user".to_owned(),
-                format!("get user.{U}.instance:protected"),
-            ),
-            (
-                Method::PATCH,
-                "/user".to_owned(),
-                format!("update user.{U}.instance:private"),
-            ),
-            (
-                Method::GET,
-                format!("/users/{S}"),
-                format!("get user.{S}.instance:protected"),
-            ),
-            (
-                Method::DELETE,
-                format!("/users/{S}"),
-                format!("delete user.{S}.instance:private"),
-            ),
-            (
-                Method::GET,
-                format!("/groups/{S}"),
-                format!("get group.{S}.instance:protected"),
-            ),
-            (
-                Method::GET,
-                format!("/spaces/{S}"),
-                format!("get space.{S}.instance:protected"),
-            ),
-            (
-                Method::PATCH,
-                format!("/spaces/{S}"),
-                format!("update space.{S}.instance:private"),
-            ),
-            (
-                Method::GET,
-                format!("/providers/{S}"),
-                format!("get provider.{S}.instance:protected"),
-            ),
-            (
-                Method::GET,
-                format!("/groups/{S}/children"),
-                format!("get group.{S}.children:private"),
-            ),
-            (
-                Method::GET,
-                format!("/groups/{S}/users/{U}"),
-                format!("get user.{U}.instance:shared"),
-            ),
-            (
-                Method::PUT,
-                format!("/groups/{S}/users/{U}"),
-                format!("create group.{S}.user,{U}:private"),
-            ),
-            (
-                Method::GET,
-                format!("/groups/{S}/children/{U}"),
-                format!("get group.{U}.instance:shared"),
-            ),
-            (
-                Method::GET,
-                format!("/spaces/{S}/groups/{U}"),
-                format!("get group.{U}.instance:shared"),
-            ),
-            (
-                Method::GET,
-                format!("/spaces/{S}/providers"),
-                format!("get space.{S}.eff_providers:private"),
-            ),
-            (
-                Method::GET,
-                format!("/user/effective_groups/{S}"),
-                format!("get group.{S}.instance:protected"),
-            ),
-            (
-                Method::GET,
-                format!("/user/effective_spaces/{S}"),
-                format!("get space.{S}.instance:protected"),
-            ),
-            (
-                Method::DELETE,
-                format!("/user/client_tokens/{S}"),
-                format!("delete user.{U}.client_token,{S}:private"),
-            ),
-            (
-                Method::GET,
-                "/provider/public/get_current_time".to_owned(),
-                "get provider.null.current_time:private".to_owned(),
-            ),
+            "GET /user => get user.{U}.instance:protected",
+            "PATCH /user => update user.{U}.instance:private",
+            "GET /users/{S} => get user.{S}.instance:protected",
+            "DELETE /users/{S} => delete user.{S}.instance:private",
+            "GET /groups/{S} => get group.{S}.instance:protected",
+            "GET /spaces/{S} => get space.{S}.instance:protected",
+            "PATCH /spaces/{S} => update space.{S}.instance:private",
+            "GET /providers/{S} => get provider.{S}.instance:protected",
+            "GET /groups/{S}/children => get group.{S}.children:private",
+            "GET /groups/{S}/users/{U} => get user.{U}.instance:shared",
+            "PUT /groups/{S}/users/{U} => create group.{S}.user,{U}:private",
+            "GET /groups/{S}/children/{U} => get group.{U}.instance:shared",
+            "GET /spaces/{S}/groups/{U} => get group.{U}.instance:shared",
+            "GET /spaces/{S}/providers => get space.{S}.eff_providers:private",
+            "GET /user/effective_groups/{S} => get group.{S}.instance:protected",
+            "GET /user/effective_spaces/{S} => get space.{S}.instance:protected",
+            "DELETE /user/client_tokens/{S} => delete user.{U}.client_token,{S}:private",
+            "GET /provider/public/get_current_time => get provider.null.current_time:private",
             // token_routes.erl
-            (
-                Method::GET,
-                "/user/tokens/named".to_owned(),
-                format!("get token.null.user_named_tokens,{U}:private"),
-            ),
-            (
-                Method::POST,
-                "/user/tokens/named".to_owned(),
-                format!("create token.null.user_named_token,{U}:private"),
-            ),
-            (
-                Method::GET,
-                format!("/providers/{S}/tokens/named"),
-                format!("get token.null.provider_named_tokens,{S}:private"),
-            ),
-            (
-                Method::GET,
-                "/user/tokens/named/name/mine".to_owned(),
-                format!("get token.mine.user_named_token,{U}:private"),
-            ),
-            (
-                Method::GET,
-                "/user/tokens/temporary".to_owned(),
-                format!("get temporary_token_secret.{U}.user:shared"),
-            ),
-            (
-                Method::DELETE,
-                "/user/tokens/temporary".to_owned(),
-                format!("delete token.null.user_temporary_tokens,{U}:private"),
-            ),
-            (
-                Method::GET,
-                format!("/tokens/named/{S}/status"),
-                format!("get token.{S}.instance:shared"),
-            ),
+            "GET /user/tokens/named => get token.null.user_named_tokens,{U}:private",
+            "POST /user/tokens/named => create token.null.user_named_token,{U}:private",
+            "GET /providers/{S}/tokens/named => get token.null.provider_named_tokens,{S}:private",
+            "GET /user/tokens/named/name/mine => get token.mine.user_named_token,{U}:private",
+            "GET /user/tokens/temporary => get temporary_token_secret.{U}.user:shared",
+            "DELETE /user/tokens/temporary => delete token.null.user_temporary_tokens,{U}:private",
+            "GET /tokens/named/{S}/status => get token.{S}.instance:shared",
         ] {
-            assert_eq!(text(m.clone(), &path), want, "{m} {path}");
+            let fill = |t: &str| t.replace("{U}", U).replace("{S}", S);
+            let (request, want) = row.split_once(" => ").unwrap();
+            let (m, path) = request.split_once(' ').unwrap();
+            let m = Method::from_bytes(m.as_bytes()).unwrap();
+            assert_eq!(text(m, &fill(path)), fill(want), "{request}");
         }
     }
 

@@ -376,26 +376,20 @@ impl Zone {
         if exists != Some(true) {
             return Err(OzError::SubjectInvalid.into());
         }
+        // Its `time` caveats (the minted one states the record's expiry);
+        // `tokenType` is ozmint's own.
         let caveats: Vec<_> = v
             .caveats
             .into_iter()
             .filter(|c| matches!(c, crate::token::Caveat::TimeBefore(_)))
             .collect();
-        let until = caveats
-            .iter()
-            .filter_map(|c| match c {
-                crate::token::Caveat::TimeBefore(t) => Some(*t),
-                _ => None,
-            })
-            .chain([v.record.expires])
-            .min();
         let verified = Verified {
             subject: Some(token_subject(&subject)),
             token_type: TokenType::ACCESS,
             session: None,
+            ttl: v2::verify::ttl(&caveats, now()),
             caveats,
             deferred: Vec::new(),
-            ttl: until.map(|t| i64::try_from(t).unwrap_or(i64::MAX) - now() as i64),
         };
         Ok((verified, subject))
     }

@@ -67,9 +67,10 @@ impl Store {
 
     /// Checks every invariant the store keeps, at one snapshot, and returns
     /// what is broken: every record decodes, no entity under deletion still
-    /// has its record, the user name index points both ways, every relation has both directions and live ends (or a deletion
-    /// still cascading), every token record has its index entries, and no key
-    /// lies outside the tables.
+    /// has its record, the user name index points both ways, every relation
+    /// has both directions and live ends (or a deletion still cascading),
+    /// every token record has its index entries, and no key lies outside the
+    /// tables.
     pub async fn check(&self) -> Result<Vec<String>> {
         let snap = self.engine.snapshot().await?;
         let snap = snap.as_ref();
