@@ -415,3 +415,38 @@ async fn the_online_flag_is_shared_by_instances_on_one_engine() {
         .unwrap();
     assert!(a.store().check().await.unwrap().is_empty());
 }
+
+/// A `service` caveat limits a token to the API Onezone allows that service
+/// (ctool's service_caveats): a Oneprovider supporting the user may read the
+/// user, not list the user's named tokens (`token.null.user_named_tokens,<id>`).
+#[tokio::test]
+async fn a_service_caveat_allows_what_onezone_allows_the_service() {
+    bounded(async {
+        let s = start_demo().await;
+        // The provider proves itself with its (legacy) root token.
+        let (_, root) = register(&s, "p2", None).await;
+        supported_space(&s, "served", &root).await;
+        let caveats = json!([{"type": "service", "whitelist": ["opw-*"]}]);
+        let token = named(&s, "for providers", json!({ "caveats": caveats })).await;
+        let get = |path: &str, service: Option<&str>| {
+            let mut req = s.client.get(s.url(path)).header("x-auth-token", &token);
+            if let Some(t) = service {
+                req = req.header("x-onedata-service-token", t);
+            }
+            async move {
+                let resp = req.send().await.unwrap();
+                let status = resp.status().as_u16();
+                (status, resp.json::<Value>().await.unwrap_or(Value::Null))
+            }
+        };
+        let got = get("/user", Some(&root)).await;
+        assert_eq!(got.0, 200, "{}", got.1);
+        let (status, v) = get("/user/tokens/named", Some(&root)).await;
+        assert_eq!(status, 401, "{v}");
+        let id = &v["error"]["details"]["authError"]["id"];
+        assert_eq!(id, "tokenCaveatUnverified", "{v}");
+        // Without the service token the service is Onezone, not whitelisted.
+        assert_eq!(get("/user", None).await.0, 401);
+    })
+    .await;
+}
