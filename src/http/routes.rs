@@ -447,11 +447,12 @@ impl Endpoint {
             self::Container::Group => "group",
             self::Container::Space => "space",
         };
+        // Container type, member aspect and its plural, member type.
         let members = |m: &Members| match m {
-            Members::GroupUsers => ("group", "user"),
-            Members::GroupChildren => ("group", "child"),
-            Members::SpaceUsers => ("space", "user"),
-            Members::SpaceGroups => ("space", "group"),
+            Members::GroupUsers => ("group", "user", "users", "user"),
+            Members::GroupChildren => ("group", "child", "children", "group"),
+            Members::SpaceUsers => ("space", "user", "users", "user"),
+            Members::SpaceGroups => ("space", "group", "groups", "group"),
         };
         let g = match self {
             SpaceSupportToken(id) => gri("space", Some(id), one("space_support_token")),
@@ -486,29 +487,20 @@ impl Endpoint {
             Spaces => gri("space", None, one("list")),
             Container(c, id) => read(gri(container(c), Some(id), one("instance"))),
             MemberList(m, id) => {
-                let (t, a) = members(m);
-                let a = if a == "child" {
-                    "children"
-                } else {
-                    &format!("{a}s")
-                };
-                gri(t, Some(id), one(a))
+                let (t, _, all, _) = members(m);
+                gri(t, Some(id), one(all))
             }
             // Reading a member is reading the member's shared data.
             Member(m, _, mid) if op == Operation::Get => {
-                let t = if matches!(m, Members::GroupUsers | Members::SpaceUsers) {
-                    "user"
-                } else {
-                    "group"
-                };
+                let (_, _, _, t) = members(m);
                 gri(t, Some(mid), one("instance")).with_scope(GriScope::Shared)
             }
             Member(m, id, mid) => {
-                let (t, a) = members(m);
+                let (t, a, _, _) = members(m);
                 gri(t, Some(id), pair(a, mid))
             }
             MemberPrivileges(m, id, mid) => {
-                let (t, a) = members(m);
+                let (t, a, _, _) = members(m);
                 gri(t, Some(id), pair(&format!("{a}_privileges"), mid))
             }
             EffectiveUsers(c, id) => gri(container(c), Some(id), one("eff_users")),
@@ -580,9 +572,8 @@ impl Endpoint {
             JoinGroup(_) => gri("group", None, one("join")),
             JoinSpace(_) => gri("space", None, one("join")),
             LegacyInviteToken(m, id) => {
-                let (t, a) = members(m);
-                let a = if a == "child" { "group" } else { a };
-                gri(t, Some(id), one(&format!("invite_{a}_token")))
+                let (t, _, _, kind) = members(m);
+                gri(t, Some(id), one(&format!("invite_{kind}_token")))
             }
         };
         (op, g)
@@ -886,6 +877,10 @@ mod tests {
             "GET /groups/{S}/users/{U} => get user.{U}.instance:shared",
             "PUT /groups/{S}/users/{U} => create group.{S}.user,{U}:private",
             "GET /groups/{S}/children/{U} => get group.{U}.instance:shared",
+            "GET /groups/{S}/children/{U}/privileges => get group.{S}.child_privileges,{U}:private",
+            "POST /groups/{S}/children/token => create group.{S}.invite_group_token:private",
+            "POST /spaces/{S}/users/token => create space.{S}.invite_user_token:private",
+            "GET /spaces/{S}/users => get space.{S}.users:private",
             "GET /spaces/{S}/groups/{U} => get group.{U}.instance:shared",
             "GET /spaces/{S}/providers => get space.{S}.eff_providers:private",
             "GET /user/effective_groups/{S} => get group.{S}.instance:protected",
