@@ -17,7 +17,7 @@ use super::error::ApiError;
 use super::routes::Endpoint;
 use super::{credentials, json, parse_id, read_json, App, Credentials};
 use crate::model::{now, Id, Subject, TokenKind, TokenRecord, TokenState};
-use crate::ops::token_auth::RequestContext;
+use crate::ops::token_auth::{Authenticated, RequestContext};
 use crate::ops::tokens::InviteTarget;
 use crate::ops::{AuthError, AuthFailure, Caller};
 
@@ -94,12 +94,23 @@ async fn requester(
         return Ok(None);
     };
     let authenticated = app.zone.authenticate_request(Some(creds), ctx).await?;
-    let (operation, gri) = ep.operation(req.method(), &authenticated.caller.subject);
-    if let Err(e) = authenticated.check_operation(operation, &gri) {
-        app.metrics.auth_failure("token");
-        return Err(AuthFailure::Auth(AuthError::Onezone(e)).into());
-    }
+    held_to_caveats(app, ep, req.method(), &authenticated)?;
     Ok(Some(authenticated.caller))
+}
+
+/// Refuses the request if the caller's token does not allow the endpoint's
+/// operation (its `api`, `service` and data-access caveats).
+fn held_to_caveats(
+    app: &App,
+    ep: &Endpoint,
+    method: &Method,
+    authenticated: &Authenticated,
+) -> Result<(), ApiError> {
+    let (operation, gri) = ep.operation(method, &authenticated.caller.subject);
+    authenticated.check_operation(operation, &gri).map_err(|e| {
+        app.metrics.auth_failure("token");
+        AuthFailure::Auth(AuthError::Onezone(e)).into()
+    })
 }
 
 async fn dispatch_inner(
@@ -146,11 +157,7 @@ async fn dispatch_inner(
         }
     };
     let method = req.method().clone();
-    let (operation, gri) = ep.operation(&method, &authenticated.caller.subject);
-    if let Err(e) = authenticated.check_operation(operation, &gri) {
-        app.metrics.auth_failure("token");
-        return Err(AuthFailure::Auth(AuthError::Onezone(e)).into());
-    }
+    held_to_caveats(app, &ep, &method, &authenticated)?;
     let caller = authenticated.caller;
     if ep.is_invite() {
         return super::invites::dispatch(app, ep, &caller, &body, peer).await;
