@@ -77,13 +77,14 @@ impl Store {
         let mut problems = Vec::new();
         let deleting: Vec<(Entity, Id)> = keys_of(snap, &DELETING).await?;
         let dying = |kind: Entity, id: &Id| deleting.contains(&(kind, *id));
+        let limit = self.engine.limits().max_batch_keys;
         // A deletion removes the record in the commit that writes its mark, and
         // creation refuses a marked id: `require_in` relies on both.
         let marked: Vec<Vec<u8>> = deleting
             .iter()
             .filter_map(|(kind, id)| schema::entity_key(*kind, id))
             .collect();
-        for chunk in marked.chunks(self.engine.limits().max_batch_keys) {
+        for chunk in marked.chunks(limit) {
             for (key, v) in chunk.iter().zip(get(snap, chunk).await?) {
                 if v.is_some() {
                     let key = String::from_utf8_lossy(key);
@@ -92,7 +93,6 @@ impl Store {
             }
         }
 
-        let limit = self.engine.limits().max_batch_keys;
         let users = for_each(snap, &USERS, |id, raw| match USERS.decode(raw) {
             Ok(u) => Some(Ok((id, u.name))),
             Err(e) => Some(Err(format!("user record: {e}"))),
