@@ -152,6 +152,16 @@ impl TestServer {
             .expect("request to the space endpoint")
     }
 
+    /// POSTs to `/user/client_tokens` (a legacy access token) with Basic credentials.
+    pub async fn client_token_as(&self, who: (&str, &str)) -> reqwest::Response {
+        self.client
+            .post(self.url("/user/client_tokens"))
+            .basic_auth(who.0, Some(who.1))
+            .send()
+            .await
+            .expect("request to the client tokens endpoint")
+    }
+
     /// GETs the group endpoint with Basic credentials.
     pub async fn group_token_as(&self, group: &str, who: (&str, &str)) -> reqwest::Response {
         self.client

@@ -1689,15 +1689,7 @@ async fn deletion_leaves_no_dangling_references() {
         // A user in groups and spaces, with an access token.
         let uid = new_user(&s, "victim", "victim-pw").await;
         let victim = ("victim", "victim-pw");
-        let access = expect_token(
-            s.client
-                .post(s.url("/user/client_tokens"))
-                .basic_auth(victim.0, Some(victim.1))
-                .send()
-                .await
-                .expect("request"),
-        )
-        .await;
+        let access = expect_token(s.client_token_as(victim).await).await;
         let other_space = new_space(&s, AS_ADMIN, "other").await;
         put_member(
             &s,

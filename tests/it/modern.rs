@@ -534,7 +534,7 @@ async fn caveats_of_v2_tokens_hold_on_the_rest_api() {
         let got = call(&s, Method::POST, "/user/tokens/named", Cred::XAuth(&rest), Some(json!({"name": "wider"}))).await;
         oz_error(&got, 403, "forbidden");
         // Legacy tokens keep working as before.
-        let legacy = expect_token(s.client.post(s.url("/user/client_tokens")).basic_auth(GUEST.0, Some(GUEST.1)).send().await.unwrap()).await;
+        let legacy = expect_token(s.client_token_as(GUEST).await).await;
         assert_eq!(call(&s, Method::GET, "/user", Cred::XAuth(&legacy), None).await.0, 200);
     })
     .await;
@@ -561,15 +561,7 @@ async fn legacy_tokens_verify_on_the_20_02_endpoints() {
                 .await
             }
         };
-        let legacy = expect_token(
-            s.client
-                .post(s.url("/user/client_tokens"))
-                .basic_auth(GUEST.0, Some(GUEST.1))
-                .send()
-                .await
-                .unwrap(),
-        )
-        .await;
+        let legacy = expect_token(s.client_token_as(GUEST).await).await;
         let got = verify("access", legacy.clone()).await;
         assert_eq!(got.0, 200, "{}", got.1);
         assert_eq!(got.1["subject"], json!({ "type": "user", "id": GUEST_ID }));
@@ -618,15 +610,7 @@ async fn legacy_tokens_verify_on_the_20_02_endpoints() {
             );
         }
         // A legacy support token (Onezone did not migrate 18.02 invites).
-        let support = expect_token(
-            s.client
-                .post(s.url(&format!("/spaces/{DEMO_SPACE}/providers/token")))
-                .basic_auth(ADMIN.0, Some(ADMIN.1))
-                .send()
-                .await
-                .unwrap(),
-        )
-        .await;
+        let support = expect_token(s.space_token_as(DEMO_SPACE, ADMIN).await).await;
         oz_error(&verify("access", support).await, 400, "tokenInvalid");
         // Deleted by its owner.
         let id = ozmint::token::legacy_id(&ozmint::token::wire::parse(&legacy).unwrap()).unwrap();

@@ -340,10 +340,7 @@ async fn infer_access_token_scope_follows_the_caveats() {
         }
 
         // A legacy access token (no data caveats) and a provider's token.
-        let legacy = expect_token(
-            s.client.post(s.url("/user/client_tokens")).basic_auth(ADMIN.0, Some(ADMIN.1)).send().await.unwrap(),
-        )
-        .await;
+        let legacy = expect_token(s.client_token_as(ADMIN).await).await;
         let got = infer(&s, json!({"token": legacy})).await;
         assert_eq!(got.0, 200, "{}", got.1);
         assert!(got.1["validUntil"].as_u64().unwrap() > unix_now());
