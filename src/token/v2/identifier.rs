@@ -452,7 +452,9 @@ impl fmt::Display for TokenType {
     }
 }
 
-/// The parts of a version 2 identifier.
+/// The parts of a version 2 identifier. Every value reads back as itself
+/// from its text form: [`V2Identifier::new`] checks that, and
+/// [`Identifier::parse`] builds only what it validated.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct V2Identifier {
     persistence: Persistence,
