@@ -15,6 +15,7 @@ use prometheus_client::registry::Registry;
 
 use crate::model::TokenKind;
 use crate::store::Store;
+use crate::token::v2::{InviteType, Persistence, TokenType};
 
 /// Labels of a request counter.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -48,6 +49,22 @@ pub struct ReasonLabels {
     pub reason: &'static str,
 }
 
+/// Labels of a 20.02+ token minted.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct V2TokenLabels {
+    /// `named` or `temporary`.
+    pub persistence: &'static str,
+    /// `accessToken`, `identityToken` or `inviteToken`.
+    pub r#type: &'static str,
+}
+
+/// Labels naming a 20.02+ invite type.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct InviteLabels {
+    /// The invite type (`userJoinGroup`, `supportSpace`, ...).
+    pub invite_type: &'static str,
+}
+
 /// Every metric of the server.
 pub struct Metrics {
     registry: Registry,
@@ -59,6 +76,10 @@ pub struct Metrics {
     pub minted: Family<TypeLabels, Counter>,
     /// Tokens consumed by type.
     pub consumed: Family<TypeLabels, Counter>,
+    /// 20.02+ tokens minted by persistence and type.
+    pub v2_minted: Family<V2TokenLabels, Counter>,
+    /// 20.02+ invite tokens consumed by invite type.
+    pub invites_consumed: Family<InviteLabels, Counter>,
     /// Tokens revoked.
     pub revoked: Counter,
     /// Authentication failures by reason.
@@ -84,6 +105,8 @@ impl Metrics {
         });
         let minted = Family::<TypeLabels, Counter>::default();
         let consumed = Family::<TypeLabels, Counter>::default();
+        let v2_minted = Family::<V2TokenLabels, Counter>::default();
+        let invites_consumed = Family::<InviteLabels, Counter>::default();
         let revoked = Counter::default();
         let auth_failures = Family::<ReasonLabels, Counter>::default();
         let flush = Histogram::new(exponential_buckets(0.000_05, 2.0, 18));
@@ -103,6 +126,16 @@ impl Metrics {
             "tokens_consumed",
             "Invite tokens consumed by type",
             consumed.clone(),
+        );
+        registry.register(
+            "v2_tokens_minted",
+            "Onedata 20.02+ tokens minted by persistence and type",
+            v2_minted.clone(),
+        );
+        registry.register(
+            "invites_consumed",
+            "Onedata 20.02+ invite tokens consumed by invite type",
+            invites_consumed.clone(),
         );
         registry.register("tokens_revoked", "Tokens revoked", revoked.clone());
         registry.register(
@@ -126,6 +159,8 @@ impl Metrics {
             latency,
             minted,
             consumed,
+            v2_minted,
+            invites_consumed,
             revoked,
             auth_failures,
             flush,
@@ -161,6 +196,25 @@ impl Metrics {
         self.consumed
             .get_or_create(&TypeLabels {
                 r#type: kind.wire_name(),
+            })
+            .inc();
+    }
+
+    /// Counts a minted 20.02+ token.
+    pub fn mint_v2(&self, persistence: Persistence, token_type: &TokenType) {
+        self.v2_minted
+            .get_or_create(&V2TokenLabels {
+                persistence: persistence.json_name(),
+                r#type: token_type.json_key(),
+            })
+            .inc();
+    }
+
+    /// Counts a consumed 20.02+ invite token.
+    pub fn consume_invite(&self, invite_type: InviteType) {
+        self.invites_consumed
+            .get_or_create(&InviteLabels {
+                invite_type: invite_type.json_name(),
             })
             .inc();
     }

@@ -20,6 +20,7 @@ use crate::model::{now, Id, Subject, TokenKind, TokenRecord, TokenState};
 use crate::ops::token_auth::{Authenticated, RequestContext};
 use crate::ops::tokens::InviteTarget;
 use crate::ops::{AuthError, AuthFailure, Caller};
+use crate::token::v2::InviteType;
 
 pub(super) type Resp = Response<Full<Bytes>>;
 
@@ -93,9 +94,32 @@ async fn requester(
     let Some(creds) = creds else {
         return Ok(None);
     };
-    let authenticated = app.zone.authenticate_request(Some(creds), ctx).await?;
+    let authenticated = authenticate(app, Some(creds), ctx).await?;
     held_to_caveats(app, ep, req.method(), &authenticated)?;
     Ok(Some(authenticated.caller))
+}
+
+/// Authenticates the request's credentials, counting a failure by its reason.
+async fn authenticate(
+    app: &App,
+    creds: Option<Credentials>,
+    ctx: &RequestContext,
+) -> Result<Authenticated, ApiError> {
+    app.zone
+        .authenticate_request(creds, ctx)
+        .await
+        .map_err(|e| {
+            match &e {
+                AuthFailure::Auth(a) => app.metrics.auth_failure(match a {
+                    AuthError::Missing => "missing",
+                    AuthError::BadPassword => "password",
+                    AuthError::BadToken(_) | AuthError::Gone | AuthError::Onezone(_) => "token",
+                }),
+                AuthFailure::Throttled(_) => app.metrics.auth_failure("throttled"),
+                _ => {}
+            }
+            e.into()
+        })
 }
 
 /// Refuses the request if the caller's token does not allow the endpoint's
@@ -141,21 +165,7 @@ async fn dispatch_inner(
             .await;
         }
     }
-    let authenticated = match app.zone.authenticate_request(creds, &ctx).await {
-        Ok(c) => c,
-        Err(e) => {
-            if let AuthFailure::Auth(a) = &e {
-                app.metrics.auth_failure(match a {
-                    AuthError::Missing => "missing",
-                    AuthError::BadPassword => "password",
-                    AuthError::BadToken(_) | AuthError::Gone | AuthError::Onezone(_) => "token",
-                });
-            } else if let AuthFailure::Throttled(_) = &e {
-                app.metrics.auth_failure("throttled");
-            }
-            return Err(e.into());
-        }
-    };
+    let authenticated = authenticate(app, creds, &ctx).await?;
     let method = req.method().clone();
     held_to_caveats(app, &ep, &method, &authenticated)?;
     let caller = authenticated.caller;
@@ -241,12 +251,16 @@ async fn dispatch_inner(
             let size = size_field(&body)?;
             let space = if super::invites::is_v2(&token) {
                 let peer = crate::ops::token_auth::ipv4_of(peer);
-                zone.support_space_with_invite(&caller, &token, size, peer)
-                    .await?
+                let space = zone
+                    .support_space_with_invite(&caller, &token, size, peer)
+                    .await?;
+                app.metrics.consume_invite(InviteType::SupportSpace);
+                space
             } else {
-                zone.support_space(&caller, &token, size).await?
+                let space = zone.support_space(&caller, &token, size).await?;
+                app.metrics.consume(TokenKind::SpaceSupport);
+                space
             };
-            app.metrics.consume(TokenKind::SpaceSupport);
             Ok(created(&format!("/spaces/{space}")))
         }
         ProviderSpaces => {

@@ -47,6 +47,10 @@ pub(super) async fn dispatch(
             let v: Value = read_json(app, body)?;
             let token = token_string(&v)?;
             let group = zone.join_group(caller, joiner, &token, peer).await?;
+            app.metrics.consume_invite(match joiner {
+                Joiner::Me => InviteType::UserJoinGroup,
+                Joiner::Group(_) => InviteType::GroupJoinGroup,
+            });
             Ok(created(&match joiner {
                 Joiner::Me => format!("/user/groups/{group}"),
                 Joiner::Group(c) => format!("/groups/{c}/parents/{group}"),
@@ -57,6 +61,10 @@ pub(super) async fn dispatch(
             let v: Value = read_json(app, body)?;
             let token = token_string(&v)?;
             let space = zone.join_space(caller, joiner, &token, peer).await?;
+            app.metrics.consume_invite(match joiner {
+                Joiner::Me => InviteType::UserJoinSpace,
+                Joiner::Group(_) => InviteType::GroupJoinSpace,
+            });
             Ok(created(&match joiner {
                 Joiner::Me => format!("/user/spaces/{space}"),
                 Joiner::Group(g) => format!("/groups/{g}/spaces/{space}"),
@@ -71,6 +79,8 @@ pub(super) async fn dispatch(
                 Members::SpaceGroups => InviteType::GroupJoinSpace,
             };
             let info = zone.create_legacy_invite(caller, t, target).await?;
+            app.metrics
+                .mint_v2(crate::token::v2::Persistence::Named, &info.token_type()?);
             Ok(json(StatusCode::OK, &json!({ "token": info.token })))
         }
         _ => Err(ApiError::no_route()),
@@ -100,6 +110,7 @@ pub(super) async fn register_provider(
         .zone
         .register_provider_with_invite(caller, token, name, domain, version, ipv4_of(peer))
         .await?;
+    app.metrics.consume_invite(InviteType::RegisterOneprovider);
     app.metrics.mint(crate::model::TokenKind::Provider);
     Ok(super::api::created_json(
         &format!("/providers/{pid}"),

@@ -20,7 +20,7 @@ use crate::ops::token_auth::{ipv4_of, ContextParts, Presented, RequestContext};
 use crate::ops::Caller;
 use crate::ops::Zone;
 use crate::token::caveat::{Caveat, Interface};
-use crate::token::v2::{self, Consumer, InviteType, SessionPolicy, TokenType};
+use crate::token::v2::{self, Consumer, InviteType, Persistence, SessionPolicy, TokenType};
 
 fn subject_of(caller: &Caller, owner: &TokenOwner) -> Result<Subject, ApiError> {
     Ok(match owner {
@@ -53,6 +53,7 @@ pub(super) async fn dispatch(
                     let v: Value = read_json(app, body)?;
                     let req = NamedTokenRequest::from_json(&v).map_err(crate::Error::from)?;
                     let info = zone.create_named_token(caller, subject, req).await?;
+                    app.metrics.mint_v2(Persistence::Named, &info.token_type()?);
                     let id = info.id.to_string();
                     Ok(created_json(
                         &format!("/tokens/named/{id}"),
@@ -106,8 +107,12 @@ pub(super) async fn dispatch(
             match *method {
                 Method::POST => {
                     let v: Value = read_json(app, body)?;
-                    let token = zone.create_temporary_token(caller, subject, &v).await?;
-                    Ok(json(StatusCode::CREATED, &json!({ "token": token })))
+                    let minted = zone.create_temporary_token(caller, subject, &v).await?;
+                    let persistence = Persistence::Temporary {
+                        generation: minted.generation,
+                    };
+                    app.metrics.mint_v2(persistence, &minted.token_type);
+                    Ok(json(StatusCode::CREATED, &json!({ "token": minted.token })))
                 }
                 Method::DELETE => {
                     zone.revoke_temporary_tokens(caller, subject).await?;

@@ -75,6 +75,11 @@ fn type_of(rec: &NamedToken) -> Result<TokenType> {
 }
 
 impl NamedTokenInfo {
+    /// Its type.
+    pub fn token_type(&self) -> Result<TokenType> {
+        type_of(&self.record)
+    }
+
     /// Onezone's NamedToken JSON.
     pub fn to_json(&self) -> Result<Value> {
         let r = &self.record;

@@ -8,6 +8,8 @@
 //! revocation through any instance holds on the very next request: no cache
 //! of the secret would save that read, so none is kept.
 
+use std::fmt;
+
 use serde_json::Value;
 
 use super::named_tokens::{no_invite_parameters, type_and_caveats};
@@ -17,7 +19,27 @@ use crate::error::{Error, OzError, Result};
 use crate::model::{now, Id, Subject, TemporarySecret};
 use crate::store::subject_entity;
 use crate::token::caveat::Caveat;
-use crate::token::v2::{self, Persistence, V2Identifier};
+use crate::token::v2::{self, Persistence, TokenType, V2Identifier};
+
+/// A minted temporary token.
+pub struct TemporaryToken {
+    /// The token in its escaped wire form (a bearer secret).
+    pub token: String,
+    /// Its type.
+    pub token_type: TokenType,
+    /// The generation of the subject's temporary tokens it belongs to.
+    pub generation: u64,
+}
+
+impl fmt::Debug for TemporaryToken {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TemporaryToken")
+            .field("token", &"<redacted>")
+            .field("token_type", &self.token_type)
+            .field("generation", &self.generation)
+            .finish()
+    }
+}
 
 impl Zone {
     /// Mints a temporary token for `subject` from Onezone's JSON body
@@ -28,7 +50,7 @@ impl Zone {
         caller: &Caller,
         subject: Subject,
         body: &Value,
-    ) -> Result<String> {
+    ) -> Result<TemporaryToken> {
         let secret = self.secret_of_existing(&subject).await?;
         self.require_token_manager(caller, &subject).await?;
         caller.unrestricted()?;
@@ -51,16 +73,21 @@ impl Zone {
                 generation: secret.generation,
             },
             token_subject(&subject),
-            token_type,
+            token_type.clone(),
             &Id::random().to_string(),
         )
         .map_err(|e| OzError::BadData("type", e.to_string()))?;
-        Ok(v2::mint(
+        let token = v2::mint(
             &self.config.location,
             &v2::Identifier::V2(ident),
             secret.secret.as_bytes(),
             &caveats,
-        )?)
+        )?;
+        Ok(TemporaryToken {
+            token,
+            token_type,
+            generation: secret.generation,
+        })
     }
 
     /// The current generation of a subject's temporary tokens (1 before

@@ -597,7 +597,8 @@ async fn modern_token_revocation(p: Pair) {
     let temporary =
         p.a.create_temporary_token(&alice, Subject::User(p.alice), &body)
             .await
-            .expect("temporary token");
+            .expect("temporary token")
+            .token;
     let regenerate = async {
         p.a.revoke_temporary_tokens(&alice, Subject::User(p.alice))
             .await

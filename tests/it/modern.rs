@@ -844,7 +844,8 @@ async fn a_temporary_token_revoked_through_one_instance_is_refused_by_the_other_
     let token = a
         .create_temporary_token(&caller, subject, &body)
         .await
-        .unwrap();
+        .unwrap()
+        .token;
     let ctx = RequestContext::rest("127.0.0.1".parse().unwrap());
     for z in [&a, &b] {
         let got = z
@@ -869,7 +870,8 @@ async fn a_temporary_token_revoked_through_one_instance_is_refused_by_the_other_
     let fresh = a
         .create_temporary_token(&caller, subject, &body)
         .await
-        .unwrap();
+        .unwrap()
+        .token;
     b.authenticate_request(Some(Credentials::Token(fresh)), &ctx)
         .await
         .unwrap();

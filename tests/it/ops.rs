@@ -13,7 +13,8 @@ use std::time::{Duration, Instant};
 
 use ozmint::token::wire;
 use ozmint::{TokenKind, Zone, ZoneConfig};
-use testkit::server::{ADMIN, DEMO_SPACE, PREFIX};
+use serde_json::json;
+use testkit::server::{ADMIN, DEMO_GROUP, DEMO_SPACE, GUEST, PREFIX};
 use testkit::spawned::{open_stopped_store, ozmint, run, strip_ansi, text, Server, EXIT_DEADLINE};
 
 /// Timeout of every HTTP request made by the tests.
@@ -701,6 +702,113 @@ async fn metrics_count_requests_latency_tokens_auth_failures_flushes_and_store_s
         .expect("API path on the metrics port");
     assert_eq!(resp.status(), 404, "the metrics port serves no API");
     drop((c, plain));
+    assert_eq!(server.terminate(EXIT_DEADLINE).await.code(), Some(0));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_count_20_02_tokens_invites_and_failures_on_public_endpoints() {
+    let tmp = tempdir();
+    let mut server = Server::demo(tmp.path(), &[]);
+    let c = client();
+    let metrics_url = format!("{}/metrics", server.base());
+    let v2_minted = |s: &[Sample], persistence: &str, ty: &str| {
+        sample(
+            s,
+            "ozmint_v2_tokens_minted_total",
+            &[("persistence", persistence), ("type", ty)],
+        )
+    };
+    let consumed = |s: &[Sample], invite_type: &str| {
+        sample(
+            s,
+            "ozmint_invites_consumed_total",
+            &[("invite_type", invite_type)],
+        )
+    };
+    let bad_tokens = |s: &[Sample]| sample(s, "ozmint_auth_failures_total", &[("reason", "token")]);
+    let post = |path: &str, auth: (&str, &str), body: serde_json::Value| {
+        c.post(server.url(path))
+            .basic_auth(auth.0, Some(auth.1))
+            .json(&body)
+            .send()
+    };
+    let (_, before) = scrape(&c, &metrics_url).await;
+
+    let resp = post("/user/tokens/named", GUEST, json!({ "name": "metrics" }))
+        .await
+        .expect("named token");
+    assert_eq!(resp.status(), 201);
+    let until = ozmint::model::now() + 600;
+    let time = json!([{ "type": "time", "validUntil": until }]);
+    let resp = post("/user/tokens/temporary", GUEST, json!({ "caveats": time }))
+        .await
+        .expect("temporary token");
+    assert_eq!(resp.status(), 201);
+    let resp = post(
+        "/user/tokens/named",
+        ADMIN,
+        json!({ "name": "to the group",
+            "type": { "inviteToken": { "inviteType": "userJoinGroup", "groupId": DEMO_GROUP } } }),
+    )
+    .await
+    .expect("invite");
+    assert_eq!(resp.status(), 201);
+    let invite: serde_json::Value = resp.json().await.expect("JSON");
+    let resp = post(
+        "/users",
+        ADMIN,
+        json!({ "username": "mia", "password": "mia-pw" }),
+    )
+    .await
+    .expect("new user");
+    assert_eq!(resp.status(), 201);
+    let resp = post(
+        "/user/groups/join",
+        ("mia", "mia-pw"),
+        json!({ "token": invite["token"] }),
+    )
+    .await
+    .expect("join");
+    assert_eq!(resp.status(), 201);
+    // The deprecated invite endpoint mints a named invite too.
+    let resp = post(
+        &format!("/spaces/{DEMO_SPACE}/users/token"),
+        ADMIN,
+        json!({}),
+    )
+    .await
+    .expect("legacy invite");
+    assert_eq!(resp.status(), 200);
+    // A public endpoint presented a token that does not authenticate.
+    let resp = c
+        .post(server.url("/tokens/examine"))
+        .header("x-auth-token", "not a token")
+        .json(&json!({ "token": invite["token"] }))
+        .send()
+        .await
+        .expect("examine");
+    assert_eq!(resp.status(), 401);
+
+    let (body, after) = scrape(&c, &metrics_url).await;
+    let delta = |f: &dyn Fn(&[Sample]) -> f64| f(&after) - f(&before);
+    assert_eq!(
+        delta(&|s| v2_minted(s, "named", "accessToken")),
+        1.0,
+        "{body}"
+    );
+    assert_eq!(
+        delta(&|s| v2_minted(s, "temporary", "accessToken")),
+        1.0,
+        "{body}"
+    );
+    assert_eq!(
+        delta(&|s| v2_minted(s, "named", "inviteToken")),
+        2.0,
+        "{body}"
+    );
+    assert_eq!(delta(&|s| consumed(s, "userJoinGroup")), 1.0, "{body}");
+    assert_eq!(delta(&bad_tokens), 1.0, "{body}");
+    drop(c);
     assert_eq!(server.terminate(EXIT_DEADLINE).await.code(), Some(0));
 }
 

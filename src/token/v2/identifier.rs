@@ -370,6 +370,16 @@ impl TokenType {
         TokenType::invite(invite_type, target)
     }
 
+    /// The key of its JSON form: `accessToken`, `identityToken` or
+    /// `inviteToken`.
+    pub fn json_key(&self) -> &'static str {
+        match self {
+            TokenType::Access { .. } => "accessToken",
+            TokenType::Identity => "identityToken",
+            TokenType::Invite { .. } => "inviteToken",
+        }
+    }
+
     /// The JSON form (`{"accessToken":{}}`, `{"identityToken":{}}`,
     /// `{"inviteToken":{"inviteType":...,"<targetKey>":...,"parameters":{}}}`).
     pub fn to_json(&self) -> Value {

@@ -339,6 +339,8 @@ proptest! {
         let text = id.to_string();
         prop_assert_eq!(Identifier::parse(&text), Ok(Identifier::V2(id.clone())));
         prop_assert_eq!(TokenType::from_json(&id.token_type().to_json()), Ok(id.token_type().clone()));
+        let json = id.token_type().to_json();
+        prop_assert_eq!(json.as_object().map(|o| o.keys().map(String::as_str).collect::<Vec<_>>()), Some(vec![id.token_type().json_key()]));
         prop_assert_eq!(TokenSubject::from_json(&id.subject().to_json()), Ok(id.subject().clone()));
     }
 
