@@ -1,7 +1,10 @@
 //! Instructions per library mint, for callgrind (instruction counts are
 //! stable on a noisy machine where timings are not): mints `OZMINT_MINTS`
-//! (default 1000) access tokens with `Zone::mint` on a relaxed sled store,
-//! after one warm-up mint, on the calling thread.
+//! (default 1000) tokens on a relaxed sled store, after one warm-up mint, on
+//! the calling thread. `OZMINT_MINT_KIND` picks what is minted: `access`
+//! (the default: `Zone::mint` of an 18.02-era access token, a store write)
+//! or `temporary` (`Zone::create_temporary_token` from Onezone's JSON body
+//! with a time caveat: no write).
 //!
 //! ```sh
 //! cargo bench --bench instructions --no-run
@@ -12,6 +15,7 @@
 
 mod common;
 
+use ozmint::ops::Caller;
 use ozmint::{DurabilityMode, Subject, TokenKind};
 
 fn main() {
@@ -28,10 +32,27 @@ fn main() {
         let Subject::User(user) = fx.issuer else {
             unreachable!("the fixture's issuer is a user")
         };
-        let mint = || fx.zone.mint(TokenKind::Access, user, fx.issuer);
-        mint().await.expect("warm-up mint");
+        let temporary = match std::env::var("OZMINT_MINT_KIND").as_deref() {
+            Err(_) | Ok("access") => false,
+            Ok("temporary") => true,
+            Ok(other) => panic!("OZMINT_MINT_KIND: access or temporary, not {other:?}"),
+        };
+        let caller = Caller::user(user);
+        let body = serde_json::json!({
+            "caveats": [{ "type": "time", "validUntil": ozmint::model::now() + 3600 }]
+        });
+        let mint = || async {
+            if temporary {
+                let t = fx.zone.create_temporary_token(&caller, fx.issuer, &body);
+                t.await.expect("temporary mint").token
+            } else {
+                let m = fx.zone.mint(TokenKind::Access, user, fx.issuer);
+                m.await.expect("mint").token
+            }
+        };
+        mint().await;
         for _ in 0..n {
-            std::hint::black_box(mint().await.expect("mint"));
+            std::hint::black_box(mint().await);
         }
     });
 }
