@@ -52,8 +52,9 @@ pub(super) async fn dispatch(
                 Method::POST => {
                     let v: Value = read_json(app, body)?;
                     let req = NamedTokenRequest::from_json(&v).map_err(crate::Error::from)?;
+                    let token_type = req.token_type.clone();
                     let info = zone.create_named_token(caller, subject, req).await?;
-                    app.metrics.mint_v2(Persistence::Named, &info.token_type()?);
+                    app.metrics.mint_v2(Persistence::Named, &token_type);
                     let id = info.id.to_string();
                     Ok(created_json(
                         &format!("/tokens/named/{id}"),
