@@ -344,6 +344,32 @@ proptest! {
         prop_assert_eq!(TokenSubject::from_json(&id.subject().to_json()), Ok(id.subject().clone()));
     }
 
+    /// `new` accepts hand-built parts exactly when their identifier reads
+    /// back as itself.
+    #[test]
+    fn new_accepts_what_reads_back(
+        user in any::<bool>(),
+        subject in "[a-z/:\\x00]{0,3}",
+        kind in 0..4u8,
+        part in "[a-z/:\\x00]{0,3}",
+        id in "[a-z/]{1,3}",
+    ) {
+        let subject = if user { TokenSubject::User(subject) } else { TokenSubject::Provider(subject) };
+        let token_type = match kind {
+            0 => TokenType::ACCESS,
+            1 => TokenType::Access { session: Some(part) },
+            2 => TokenType::Identity,
+            _ => TokenType::Invite { invite_type: InviteType::SupportSpace, target: part },
+        };
+        let built = V2Identifier { persistence: Persistence::Named, subject: subject.clone(), token_type: token_type.clone(), id: id.clone() };
+        let reads_back = Identifier::parse(&built.to_string()) == Ok(Identifier::V2(built.clone()));
+        let made = V2Identifier::new(Persistence::Named, subject, token_type, &id);
+        prop_assert_eq!(made.is_ok(), reads_back, "{}", built);
+        if let Ok(made) = made {
+            prop_assert_eq!(made, built);
+        }
+    }
+
     #[test]
     fn legacy_identifiers_round_trip(id in "[A-Za-z0-9_-]{1,60}") {
         prop_assume!(!id.starts_with('2') || !id.contains('/'));
