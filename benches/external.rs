@@ -8,10 +8,14 @@
 //! of the machine's cores; the servers use the others and share that one).
 //!
 //! Every row: requests per second, latency p50/p99/p99.9 (wrk's histogram;
-//! h2load's per-request log), the ratio to the bare server's row with the same
-//! protocol and connections, and the server's CPU time per request (user +
-//! system of its process, from `/proc/<pid>/stat`, over the row). Errors
-//! (connection, timeouts, unexpected statuses) are counted and printed.
+//! h2load's per-request log), the ratio to the bare server run just before it
+//! with the same generator and connections (the bare server keeps running for
+//! the whole bench, so the machine's drift over minutes stays out of the
+//! ratios; the notes say how far the bare runs spread), the server's CPU time
+//! per request (user + system of its process, from `/proc/<pid>/stat`, over
+//! the row) and the load generator's (read from `/proc` once it has exited,
+//! before it is reaped). Errors (connection, timeouts, unexpected statuses)
+//! are counted and printed.
 //!
 //! The store is prepared by a child too (`prepare`: the demo data set,
 //! support tokens for the consumption rows, and for the big-store rows N
@@ -28,6 +32,11 @@
 //! when its part ends (and on a panic, when its guard drops).
 
 mod common;
+
+/// The allocator of the `ozmint` binary (`src/main.rs`), here too: the
+/// bare baseline differs from the server by the request path only.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -229,12 +238,23 @@ fn prepare_child(dir: &Path, consume: usize, records: usize, url: Option<String>
 // ---------------------------------------------------------------------------
 // Measuring
 
+/// The fields of `/proc/<pid>/stat` after the command name (which may hold
+/// spaces, in parentheses): the state is the first.
+fn stat_fields(pid: u32) -> Option<Vec<String>> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let rest = &stat[stat.rfind(')')? + 2..];
+    Some(rest.split_whitespace().map(str::to_owned).collect())
+}
+
+/// The state of process `pid` (`R`, `S`, ..., `Z` once it has exited and
+/// waits to be reaped).
+fn proc_state(pid: u32) -> Option<char> {
+    stat_fields(pid)?.first()?.chars().next()
+}
+
 /// User + system CPU time of process `pid` so far.
 fn cpu_time(pid: u32) -> Duration {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).expect("/proc/pid/stat");
-    // Fields after the command name (which may hold spaces) in parentheses.
-    let rest = &stat[stat.rfind(')').expect("stat") + 2..];
-    let f: Vec<&str> = rest.split_whitespace().collect();
+    let f = stat_fields(pid).expect("/proc/pid/stat");
     // utime and stime are fields 14 and 15 of the whole line: 11 and 12 here.
     let ticks: u64 = f[11].parse::<u64>().expect("utime") + f[12].parse::<u64>().expect("stime");
     let hz = rustix::param::clock_ticks_per_second();
@@ -319,7 +339,10 @@ struct Run {
     p50_us: f64,
     p99_us: f64,
     p999_us: f64,
+    /// CPU time of the server's processes over the run.
     cpu: Duration,
+    /// CPU time of the load generator over the run.
+    gen_cpu: Duration,
 }
 
 impl Run {
@@ -328,6 +351,9 @@ impl Run {
     }
     fn cpu_us_per_request(&self) -> f64 {
         self.cpu.as_secs_f64() * 1e6 / self.requests.max(1) as f64
+    }
+    fn gen_cpu_us_per_request(&self) -> f64 {
+        self.gen_cpu.as_secs_f64() * 1e6 / self.requests.max(1) as f64
     }
 }
 
@@ -357,8 +383,10 @@ fn drive(
     run
 }
 
-/// Runs `cmd` to completion within `limit` (killed after that): its stdout.
-fn run_bounded(mut cmd: Command, limit: Duration) -> String {
+/// Runs `cmd` to completion within `limit` (killed after that): its stdout,
+/// and the CPU time it used (user + system, read from `/proc` once it has
+/// exited and before it is reaped).
+fn run_bounded(mut cmd: Command, limit: Duration) -> (String, Duration) {
     let mut child = Proc(
         cmd.stdin(Stdio::null())
             .stdout(Stdio::piped())
@@ -381,17 +409,21 @@ fn run_bounded(mut cmd: Command, limit: Duration) -> String {
         s
     });
     let deadline = Instant::now() + limit;
-    let status = loop {
-        if let Some(st) = child.0.try_wait().expect("wait") {
-            break st;
+    let pid = child.0.id();
+    // A zombie keeps its CPU times until it is reaped: wait for it to exit
+    // without reaping it (`try_wait` would), read them, then reap.
+    let cpu = loop {
+        if proc_state(pid) == Some('Z') {
+            break cpu_time(pid);
         }
         assert!(Instant::now() < deadline, "{cmd:?} ran past {limit:?}");
         std::thread::sleep(Duration::from_millis(20));
     };
+    let status = child.0.wait().expect("wait");
     let out = out_t.join().unwrap_or_default();
     let err = err_t.join().unwrap_or_default();
     assert!(status.success(), "{cmd:?}: {status}\n{out}\n{err}");
-    out
+    (out, cpu)
 }
 
 /// A Lua long string holding `s` (no escaping needed).
@@ -444,8 +476,9 @@ fn wrk(work: &Path, url: &str, conns: usize, secs: f64, load: &Load) -> Run {
 }
 
 /// The run a generator's output line `OZMINT requests duration-µs errors p50
-/// p99 p99.9` describes (wrk's Lua `done` and the `loadgen` child print it).
-fn summary(out: &str, who: &str) -> Run {
+/// p99 p99.9` describes (wrk's Lua `done` and the `loadgen` child print it),
+/// with the generator's CPU time.
+fn summary((out, gen_cpu): &(String, Duration), who: &str) -> Run {
     let line = out
         .lines()
         .find_map(|l| l.strip_prefix("OZMINT "))
@@ -462,6 +495,7 @@ fn summary(out: &str, who: &str) -> Run {
         p99_us: v[4],
         p999_us: v[5],
         cpu: Duration::ZERO,
+        gen_cpu: *gen_cpu,
     }
 }
 
@@ -495,7 +529,7 @@ fn h2load(work: &Path, url: &str, conns: usize, secs: f64, load: &Load) -> Run {
         Body::PerRequest(_) => panic!("h2load sends one body: no per-request bodies"),
     }
     cmd.arg(url);
-    let out = run_bounded(cmd, Duration::from_secs_f64(secs) + LOAD_GRACE);
+    let (out, gen_cpu) = run_bounded(cmd, Duration::from_secs_f64(secs) + LOAD_GRACE);
     // "finished in 5.00s, 12345.67 req/s, ..." and
     // "requests: T total, S started, D done, OK succeeded, F failed, E errored, TO timeout"
     let secs_taken = out
@@ -556,6 +590,7 @@ fn h2load(work: &Path, url: &str, conns: usize, secs: f64, load: &Load) -> Run {
         p99_us: pct(99.0),
         p999_us: pct(99.9),
         cpu: Duration::ZERO,
+        gen_cpu,
     }
 }
 
@@ -869,24 +904,53 @@ struct Row {
     conns: usize,
     run: Run,
     bare: bool,
+    /// The bare server's run just before this one (same generator and
+    /// connections): the row's baseline.
+    baseline: Option<Run>,
+}
+
+/// The bare server, running for the whole bench so that every row's baseline
+/// is measured right before the row.
+struct BareServer {
+    addr: std::net::SocketAddr,
+    cert: PathBuf,
+    pid: u32,
+    _proc: Proc,
+}
+
+/// What the bare server is sent.
+fn bare_load() -> Load {
+    Load {
+        method: "GET",
+        path: "/".into(),
+        headers: vec![],
+        body: Body::Fixed(String::new()),
+        status: 200,
+    }
 }
 
 struct Table {
     rows: Vec<Row>,
+    bare: Option<BareServer>,
 }
 
 impl Table {
-    /// The bare server's row measured with the same generator and connections.
-    fn bare(&self, gen: Gen, conns: usize) -> Option<&Run> {
-        self.rows
-            .iter()
-            .find(|r| r.bare && r.gen == gen && r.conns == conns)
-            .map(|r| &r.run)
+    /// The baseline of `row`: the bare server's run just before it, else its
+    /// first row with the same generator and connections.
+    fn baseline<'a>(&'a self, row: &'a Row) -> Option<&'a Run> {
+        row.baseline.as_ref().or_else(|| {
+            self.rows
+                .iter()
+                .find(|r| r.bare && r.gen == row.gen && r.conns == row.conns)
+                .map(|r| &r.run)
+        })
     }
 
     /// Runs `load` against `addr` with every generator of `gens` and every
     /// connection count of `conns`, measuring the CPU time of `pid`; `load_for`
     /// gives the load of each run (a fresh body file for per-request bodies).
+    /// Once the bare server runs, each run of a row is preceded by a run of
+    /// the bare server with the same generator and connections.
     #[allow(clippy::too_many_arguments)]
     fn measure(
         &mut self,
@@ -906,6 +970,19 @@ impl Table {
                     gen.proto().name(),
                     gen.name()
                 ));
+                let baseline = match (&self.bare, bare) {
+                    (Some(b), false) => Some(drive(
+                        w,
+                        b.addr,
+                        &b.cert,
+                        gen,
+                        c,
+                        secs,
+                        &bare_load(),
+                        &[b.pid],
+                    )),
+                    _ => None,
+                };
                 let load = load_for(gen, c);
                 let run = drive(w, addr, cert, gen, c, secs, &load, pids);
                 self.rows.push(Row {
@@ -914,6 +991,7 @@ impl Table {
                     conns: c,
                     run,
                     bare,
+                    baseline,
                 });
             }
         }
@@ -921,16 +999,19 @@ impl Table {
 
     fn print(&self) -> String {
         let mut s = String::from(
-            "| row | protocol (generator) | conns | req/s | p50 | p99 | p99.9 | ratio to bare | server CPU/request | errors |\n\
-             |---|---|---:|---:|---:|---:|---:|---:|---:|---:|\n",
+            "| row | protocol (generator) | conns | req/s | p50 | p99 | p99.9 | bare just before | ratio to bare | server CPU/request | generator CPU/request | errors |\n\
+             |---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n",
         );
         for r in &self.rows {
-            let ratio = self
-                .bare(r.gen, r.conns)
-                .map_or("–".into(), |b| format!("{:.2}", r.run.rate() / b.rate()));
+            let base = self.baseline(r);
+            let ratio = base.map_or("–".into(), |b| format!("{:.2}", r.run.rate() / b.rate()));
+            let before = r
+                .baseline
+                .as_ref()
+                .map_or("–".into(), |b| format!("{:.0}", b.rate()));
             writeln!(
                 s,
-                "| {} | {} ({}) | {} | {:.0} | {} | {} | {} | {} | {:.0} µs | {} |",
+                "| {} | {} ({}) | {} | {:.0} | {} | {} | {} | {} | {} | {:.0} µs | {:.0} µs | {} |",
                 r.label,
                 r.gen.proto().name(),
                 r.gen.name(),
@@ -939,13 +1020,45 @@ impl Table {
                 ms(r.run.p50_us),
                 ms(r.run.p99_us),
                 ms(r.run.p999_us),
+                before,
                 ratio,
                 r.run.cpu_us_per_request(),
+                r.run.gen_cpu_us_per_request(),
                 r.run.errors
             )
             .unwrap();
         }
         s
+    }
+
+    /// How far the bare server's rate moved over the run, per generator and
+    /// connections (the machine's own drift, which the baselines just before
+    /// each row take out of the ratios).
+    fn drift(&self) -> Vec<String> {
+        let mut by: BTreeMap<(String, usize), Vec<f64>> = BTreeMap::new();
+        for r in &self.rows {
+            let bare = r.bare.then_some(&r.run).into_iter();
+            for b in bare.chain(r.baseline.as_ref()) {
+                by.entry((
+                    format!("{} ({})", r.gen.proto().name(), r.gen.name()),
+                    r.conns,
+                ))
+                .or_default()
+                .push(b.rate());
+            }
+        }
+        by.into_iter()
+            .filter(|(_, v)| v.len() > 1)
+            .map(|((gen, conns), v)| {
+                let lo = v.iter().copied().fold(f64::INFINITY, f64::min);
+                let hi = v.iter().copied().fold(0.0, f64::max);
+                format!(
+                    "bare server over {gen}, {conns} connections, {} runs: {lo:.0} to {hi:.0} req/s ({:.0}% apart)",
+                    v.len(),
+                    100.0 * (hi - lo) / lo.max(1e-9)
+                )
+            })
+            .collect()
     }
 }
 
@@ -1054,7 +1167,10 @@ fn main() {
     let load_start = load_average();
     let work = tempfile::tempdir().expect("tempdir");
     let w = work.path();
-    let mut table = Table { rows: Vec::new() };
+    let mut table = Table {
+        rows: Vec::new(),
+        bare: None,
+    };
     let mut notes = Vec::new();
 
     // Consumption: a new support token per request, so a body file per run.
@@ -1081,13 +1197,6 @@ fn main() {
             std::fs::write(&body, &f.mint_answer).expect("bare body");
             let (bare, rx) = spawn_self("bare-server", &[&data, &body]);
             let addr = line_with(&rx, "listening ").parse().expect("bare address");
-            let bare_load = Load {
-                method: "GET",
-                path: "/".into(),
-                headers: vec![],
-                body: Body::Fixed(String::new()),
-                status: 200,
-            };
             table.measure(
                 w,
                 (addr, &cert, &[bare.0.id()]),
@@ -1101,9 +1210,14 @@ fn main() {
                 &s.conns,
                 s.secs,
                 true,
-                |_, _| bare_load.clone(),
+                |_, _| bare_load(),
             );
-            drop(bare);
+            table.bare = Some(BareServer {
+                addr,
+                cert: cert.clone(),
+                pid: bare.0.id(),
+                _proc: bare,
+            });
         }
         for (label, load) in loads(&f) {
             let writes = label.contains("seed mint");
@@ -1213,6 +1327,7 @@ fn main() {
         t_all.elapsed().as_secs_f64()
     );
     println!("{}", table.print());
+    notes.extend(table.drift());
     for n in &notes {
         println!("- {n}");
     }
