@@ -18,11 +18,6 @@
 
 mod common;
 
-/// The allocator of the `ozmint` binary (`src/main.rs`), here too: the
-/// bare baseline differs from the server by the request path only.
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};

@@ -33,11 +33,6 @@
 
 mod common;
 
-/// The allocator of the `ozmint` binary (`src/main.rs`), here too: the
-/// bare baseline differs from the server by the request path only.
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::io::{BufRead, BufReader, Write as _};

@@ -13,14 +13,6 @@ use ozmint::config::{Config, LogFormat};
 use ozmint::serve::{self, Bootstrap};
 use ozmint::store::ImportMode;
 
-/// mimalloc instead of the C library's allocator: the request path makes a
-/// few dozen small allocations per request on the runtime's worker threads,
-/// and with mimalloc a request costs 3% (`/healthz`) to 7% (an access-token
-/// `GET /user`, a temporary-token mint) fewer instructions (callgrind, the
-/// demo server; README, Benchmarks).
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 /// Exit codes: 0 success, 1 runtime failure, 2 usage or configuration error.
 const EXIT_RUNTIME: u8 = 1;
 const EXIT_CONFIG: u8 = 2;
