@@ -492,7 +492,8 @@ impl V2Identifier {
         };
         if !valid_part(subject.id(), &[]) || !type_ok {
             return Err(IdentifierError::new(format!(
-                "identifier does not read back: {subject} / {token_type}"
+                "identifier does not read back: {:?}",
+                format!("{subject}/{token_type}")
             )));
         }
         Ok(V2Identifier {
