@@ -24,9 +24,14 @@ use ozmint::store::GROUP_USERS_REL;
 use ozmint::token::wire;
 use ozmint::{codec, DurabilityMode};
 
-/// Members of the big space (10 000 in the CI smoke run, `OZMINT_BENCH_SMOKE=1`).
+/// The CI smoke run (`OZMINT_BENCH_SMOKE=1`).
+fn smoke() -> bool {
+    std::env::var("OZMINT_BENCH_SMOKE").is_ok_and(|v| v == "1")
+}
+
+/// Members of the big space (10 000 in the CI smoke run).
 fn members() -> usize {
-    if std::env::var("OZMINT_BENCH_SMOKE").is_ok_and(|v| v == "1") {
+    if smoke() {
         10_000
     } else {
         100_000
@@ -260,19 +265,26 @@ fn store_vs_sled(c: &mut Criterion) {
             })
         })
     });
-    g.bench_function("sled_raw_batch_same_3_keys", |b| {
-        b.iter(|| {
-            let id = Id::random();
-            let mut batch = sled::Batch::default();
-            batch.insert(TOKENS.key(&id), value.as_slice());
-            batch.insert(TOKENS_BY_TARGET.key(&(rec.target, id)), &[][..]);
-            batch.insert(
-                TOKENS_BY_EXPIRY.key(&(rec.expires, id)),
-                &rec.target.as_bytes()[..],
-            );
-            tree.apply_batch(batch).expect("batch")
-        })
-    });
+    // Not in the CI smoke run: sled 0.34's first `apply_batch` switches the
+    // process to one global lock, and once (CI, 2026-12-04) it spun for
+    // minutes against an earlier engine of this bench flushing sled on its
+    // drop (gdb: `apply_batch` at 100% CPU, the drain thread in sled's
+    // `make_stable`). The server never uses sled's batches.
+    if !smoke() {
+        g.bench_function("sled_raw_batch_same_3_keys", |b| {
+            b.iter(|| {
+                let id = Id::random();
+                let mut batch = sled::Batch::default();
+                batch.insert(TOKENS.key(&id), value.as_slice());
+                batch.insert(TOKENS_BY_TARGET.key(&(rec.target, id)), &[][..]);
+                batch.insert(
+                    TOKENS_BY_EXPIRY.key(&(rec.expires, id)),
+                    &rec.target.as_bytes()[..],
+                );
+                tree.apply_batch(batch).expect("batch")
+            })
+        });
+    }
     // Reads of one existing record, warm cache.
     let id = Id::random();
     rt.block_on(common::insert_token(&store, &id, &rec));
