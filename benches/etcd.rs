@@ -86,7 +86,7 @@ struct Settings {
 
 impl Settings {
     fn from_env() -> Self {
-        let smoke = std::env::var("OZMINT_BENCH_SMOKE").is_ok_and(|v| v == "1");
+        let smoke = common::smoke();
         let row = env_num("OZMINT_BENCH_SECS").unwrap_or(if smoke { 0.3 } else { 5.0 });
         let conns = std::env::var("OZMINT_BENCH_CONNS")
             .ok()

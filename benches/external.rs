@@ -74,7 +74,7 @@ struct Settings {
 
 impl Settings {
     fn from_env() -> Self {
-        let smoke = std::env::var("OZMINT_BENCH_SMOKE").is_ok_and(|v| v == "1");
+        let smoke = common::smoke();
         let secs = env_num("OZMINT_BENCH_SECS").unwrap_or(if smoke { 1.0 } else { 5.0 });
         Settings {
             smoke,
@@ -344,11 +344,9 @@ impl Run {
     fn rate(&self) -> f64 {
         self.requests as f64 / self.secs.max(1e-9)
     }
-    fn cpu_us_per_request(&self) -> f64 {
-        self.cpu.as_secs_f64() * 1e6 / self.requests.max(1) as f64
-    }
-    fn gen_cpu_us_per_request(&self) -> f64 {
-        self.gen_cpu.as_secs_f64() * 1e6 / self.requests.max(1) as f64
+    /// `cpu` (the server's or the generator's) per request, in µs.
+    fn us_per_request(&self, cpu: Duration) -> f64 {
+        cpu.as_secs_f64() * 1e6 / self.requests.max(1) as f64
     }
 }
 
@@ -1017,8 +1015,8 @@ impl Table {
                 ms(r.run.p999_us),
                 before,
                 ratio,
-                r.run.cpu_us_per_request(),
-                r.run.gen_cpu_us_per_request(),
+                r.run.us_per_request(r.run.cpu),
+                r.run.us_per_request(r.run.gen_cpu),
                 r.run.errors
             )
             .unwrap();

@@ -24,14 +24,9 @@ use ozmint::store::GROUP_USERS_REL;
 use ozmint::token::wire;
 use ozmint::{codec, DurabilityMode};
 
-/// The CI smoke run (`OZMINT_BENCH_SMOKE=1`).
-fn smoke() -> bool {
-    std::env::var("OZMINT_BENCH_SMOKE").is_ok_and(|v| v == "1")
-}
-
 /// Members of the big space (10 000 in the CI smoke run).
 fn members() -> usize {
-    if smoke() {
+    if common::smoke() {
         10_000
     } else {
         100_000
@@ -270,7 +265,7 @@ fn store_vs_sled(c: &mut Criterion) {
     // minutes against an earlier engine of this bench flushing sled on its
     // drop (gdb: `apply_batch` at 100% CPU, the drain thread in sled's
     // `make_stable`). The server never uses sled's batches.
-    if !smoke() {
+    if !common::smoke() {
         g.bench_function("sled_raw_batch_same_3_keys", |b| {
             b.iter(|| {
                 let id = Id::random();

@@ -9,6 +9,11 @@
 
 pub mod load;
 
+/// The CI smoke run (`OZMINT_BENCH_SMOKE=1`): short rows, small stores.
+pub fn smoke() -> bool {
+    std::env::var("OZMINT_BENCH_SMOKE").is_ok_and(|v| v == "1")
+}
+
 use std::future::Future;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
