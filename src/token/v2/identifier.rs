@@ -56,6 +56,10 @@ fn valid_part(s: &str, extra: &[char]) -> bool {
             .any(|c| c == '/' || c.is_control() || extra.contains(&c))
 }
 
+/// What an invite target may not hold besides `/` and control characters:
+/// `:` separates the parts of a token type.
+const TARGET_EXCLUDES: &[char] = &[':'];
+
 fn checked(s: &str, what: &str, extra: &[char]) -> Result<String, IdentifierError> {
     if valid_part(s, extra) {
         Ok(s.to_owned())
@@ -344,7 +348,7 @@ impl TokenType {
     pub fn invite(invite_type: InviteType, target: &str) -> Result<TokenType, IdentifierError> {
         Ok(TokenType::Invite {
             invite_type,
-            target: checked(target, "invite target", &[':'])?,
+            target: checked(target, "invite target", TARGET_EXCLUDES)?,
         })
     }
 
@@ -488,7 +492,7 @@ impl V2Identifier {
         let type_ok = match &token_type {
             TokenType::Access { session } => session.as_deref().is_none_or(|s| valid_part(s, &[])),
             TokenType::Identity => true,
-            TokenType::Invite { target, .. } => valid_part(target, &[':']),
+            TokenType::Invite { target, .. } => valid_part(target, TARGET_EXCLUDES),
         };
         if !valid_part(subject.id(), &[]) || !type_ok {
             return Err(IdentifierError::new(format!(
