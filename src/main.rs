@@ -7,6 +7,7 @@ use std::process::ExitCode;
 use clap::{Args, Parser, Subcommand};
 
 mod admin_cli;
+mod log_format;
 mod log_writer;
 
 use ozmint::config::{Config, LogFormat};
@@ -174,19 +175,22 @@ fn load(
 
 /// Logs to stderr, written in batches by a thread of its own
 /// (`log_writer`): a request formats its line and appends it; nothing is
-/// dropped. The guard writes what is left when dropped. Colours only on a
-/// terminal. Fails if the log thread cannot be started.
+/// dropped. The guard writes what is left when dropped. Colours (the
+/// default format) only on a terminal, else the same line without them
+/// (`log_format`). Fails if the log thread cannot be started.
 fn init_logs(config: &Config) -> std::io::Result<log_writer::Guard> {
     use std::io::IsTerminal as _;
     let (writer, guard) = log_writer::batched(std::io::stderr())?;
     let filter = tracing_subscriber::EnvFilter::new(&config.log.level);
+    let terminal = std::io::stderr().is_terminal();
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_ansi(std::io::stderr().is_terminal())
+        .with_ansi(terminal)
         .with_writer(writer);
     let _ = match config.log.format {
         LogFormat::Json => builder.json().flatten_event(true).try_init(),
-        LogFormat::Human => builder.try_init(),
+        LogFormat::Human if terminal => builder.try_init(),
+        LogFormat::Human => builder.event_format(log_format::PlainLine).try_init(),
     };
     Ok(guard)
 }
