@@ -195,7 +195,8 @@ mod tests {
         }
     }
 
-    /// The lines `log` writes through a subscriber built by `build`.
+    /// What `log` writes through a subscriber with this format (`plain`)
+    /// or the default one, without colours.
     fn lines(plain: bool, log: impl Fn()) -> String {
         let out = Captured::default();
         let builder = tracing_subscriber::fmt()
@@ -206,8 +207,8 @@ mod tests {
         } else {
             tracing::subscriber::with_default(builder.finish(), log);
         }
-        let text = String::from_utf8(out.0.lock().unwrap().clone()).unwrap();
-        text
+        let bytes = out.0.lock().unwrap().clone();
+        String::from_utf8(bytes).unwrap()
     }
 
     /// Drops the timestamp (the first word) of every line.
