@@ -1,6 +1,7 @@
 //! The `ozmint` command: parse flags, load settings, run.
 #![forbid(unsafe_code)]
 
+use std::future::Future;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -506,21 +507,28 @@ async fn run(config: Config) -> Result<(), String> {
     Ok(())
 }
 
-async fn shutdown_signal() {
+/// SIGTERM or SIGINT. The handlers are registered when this is called, not
+/// when the future is first polled, so a signal that follows the listening
+/// line at once is a clean stop rather than the default action (death by
+/// signal; found by a CI run that sent SIGTERM right after that line).
+fn shutdown_signal() -> impl Future<Output = ()> {
     use tokio::signal::unix::{signal, SignalKind};
-    match (
+    let handlers = (
         signal(SignalKind::terminate()),
         signal(SignalKind::interrupt()),
-    ) {
-        (Ok(mut term), Ok(mut int)) => {
-            tokio::select! {
-                _ = term.recv() => {}
-                _ = int.recv() => {}
+    );
+    async move {
+        match handlers {
+            (Ok(mut term), Ok(mut int)) => {
+                tokio::select! {
+                    _ = term.recv() => {}
+                    _ = int.recv() => {}
+                }
+            }
+            _ => {
+                let _ = tokio::signal::ctrl_c().await;
             }
         }
-        _ => {
-            let _ = tokio::signal::ctrl_c().await;
-        }
+        tracing::info!("shutdown requested");
     }
-    tracing::info!("shutdown requested");
 }

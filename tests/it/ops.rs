@@ -841,6 +841,28 @@ async fn healthz_and_readyz_answer_200_while_running() {
 // Shutdown.
 // ---------------------------------------------------------------------------
 
+/// SIGTERM sent the moment the listening line appears is a clean stop
+/// (exit 0), every time: the handlers are in place before the line is
+/// printed (a CI run once saw the default action, death by signal).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_right_after_the_listening_line_exits_0() {
+    let tmp = tempdir();
+    for start in 0..50 {
+        let mut server = Server::start(
+            tmp.path(),
+            &["--listen", "127.0.0.1:0", "--data", "d"],
+            &[("OZMINT_ADMIN_PASSWORD", "ops-admin-pw")],
+        );
+        let status = server.terminate(EXIT_DEADLINE).await;
+        assert_eq!(
+            status.code(),
+            Some(0),
+            "start {start}: {status}; stderr {}",
+            server.stderr()
+        );
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_with_mints_in_flight_exits_0_and_every_answered_token_verifies() {
     let tmp = tempdir();
