@@ -171,13 +171,16 @@ fn signature_of(m: &Macaroon) -> Result<[u8; 32], TokenError> {
 }
 
 /// Mints a token: V1 macaroon signed with `secret`'s derived key, first-party
-/// caveats in order, base64url without padding, escaped.
+/// caveats in order, base64url without padding, escaped. Refused with
+/// [`TokenError::TooLong`] past [`MAX_CAVEATS`] or [`MAX_TOKEN_LEN`], so that
+/// what it returns always parses again.
 pub fn mint(
     location: &str,
     secret: &[u8],
     identifier: &[u8],
     caveats: &[String],
 ) -> Result<String, TokenError> {
+    check_parts(Some(location), identifier, caveats)?;
     init();
     // libmacaroons' key derivation, computed here with RustCrypto's faster
     // SHA-256 (same bytes as `MacaroonKey::generate`; the proptest below
@@ -225,26 +228,31 @@ pub fn confine<C: AsRef<[u8]>>(raw: &RawToken, caveats: &[C]) -> Result<RawToken
 /// Whether a token fits the caps [`parse`] enforces: at most [`MAX_CAVEATS`]
 /// caveats and [`MAX_TOKEN_LEN`] base64 characters.
 pub fn check_size(raw: &RawToken) -> Result<(), TokenError> {
-    if raw.caveats.len() > MAX_CAVEATS || encoded_len(raw) > MAX_TOKEN_LEN {
+    check_parts(raw.location.as_deref(), &raw.identifier, &raw.caveats)
+}
+
+/// [`check_size`] of a token made of these parts.
+fn check_parts<C: AsRef<[u8]>>(
+    location: Option<&str>,
+    identifier: &[u8],
+    caveats: &[C],
+) -> Result<(), TokenError> {
+    if caveats.len() > MAX_CAVEATS || encoded_len(location, identifier, caveats) > MAX_TOKEN_LEN {
         return Err(TokenError::TooLong);
     }
     Ok(())
 }
 
 /// The length of the unpadded base64 of a token's packets.
-fn encoded_len(raw: &RawToken) -> usize {
+fn encoded_len<C: AsRef<[u8]>>(location: Option<&str>, identifier: &[u8], caveats: &[C]) -> usize {
     let packet = |key: &str, value: usize| 4 + key.len() + 1 + value + 1;
-    let bin = raw
-        .location
-        .as_ref()
-        .map_or(0, |l| packet("location", l.len()))
-        + packet("identifier", raw.identifier.len())
-        + raw
-            .caveats
+    let bin = location.map_or(0, |l| packet("location", l.len()))
+        + packet("identifier", identifier.len())
+        + caveats
             .iter()
-            .map(|c| packet("cid", c.len()))
+            .map(|c| packet("cid", c.as_ref().len()))
             .sum::<usize>()
-        + packet("signature", raw.signature.len());
+        + packet("signature", 32); // an HMAC-SHA256
     (bin * 4).div_ceil(3)
 }
 
@@ -510,6 +518,22 @@ mod tests {
         assert_eq!(parse("not a token"), Err(TokenError::Malformed));
         let within = "0005a\n".repeat(1000);
         assert!(parse(&URL_SAFE_NO_PAD.encode(within)).is_err());
+    }
+
+    #[test]
+    fn mint_refuses_what_parse_would_refuse() {
+        let many: Vec<String> = (0..=MAX_CAVEATS).map(|i| format!("c{i}")).collect();
+        assert_eq!(
+            mint("onezone", &SECRET, IDENT, &many),
+            Err(TokenError::TooLong)
+        );
+        let at_the_cap = mint("onezone", &SECRET, IDENT, &many[1..]).unwrap();
+        assert_eq!(parse(&at_the_cap).unwrap().caveats.len(), MAX_CAVEATS);
+        let long = ["x".repeat(MAX_TOKEN_LEN)];
+        assert_eq!(
+            mint("onezone", &SECRET, IDENT, &long),
+            Err(TokenError::TooLong)
+        );
     }
 
     #[test]

@@ -228,14 +228,7 @@ pub fn mint(
         }
     }
     let texts = caveat_texts(caveats)?;
-    let unsigned = RawToken {
-        location: Some(domain.to_owned()),
-        identifier: text.into_bytes(),
-        caveats: texts.iter().map(|t| t.clone().into_bytes()).collect(),
-        signature: [0; 32],
-    };
-    wire::check_size(&unsigned).map_err(from_wire)?;
-    wire::mint(domain, secret, &unsigned.identifier, &texts).map_err(from_wire)
+    wire::mint(domain, secret, text.as_bytes(), &texts).map_err(from_wire)
 }
 
 /// Appends caveats to a serialized token (Onezone's `/tokens/confine`): the
