@@ -243,16 +243,21 @@ fn check_parts<C: AsRef<[u8]>>(
     Ok(())
 }
 
+/// The length of a libmacaroons V1 packet: four hex digits of size, the
+/// key, a space, the value and a newline.
+fn packet_len(key: &str, value: usize) -> usize {
+    4 + key.len() + 1 + value + 1
+}
+
 /// The length of the unpadded base64 of a token's packets.
 fn encoded_len<C: AsRef<[u8]>>(location: Option<&str>, identifier: &[u8], caveats: &[C]) -> usize {
-    let packet = |key: &str, value: usize| 4 + key.len() + 1 + value + 1;
-    let bin = location.map_or(0, |l| packet("location", l.len()))
-        + packet("identifier", identifier.len())
+    let bin = location.map_or(0, |l| packet_len("location", l.len()))
+        + packet_len("identifier", identifier.len())
         + caveats
             .iter()
-            .map(|c| packet("cid", c.as_ref().len()))
+            .map(|c| packet_len("cid", c.as_ref().len()))
             .sum::<usize>()
-        + packet("signature", 32); // an HMAC-SHA256
+        + packet_len("signature", 32); // an HMAC-SHA256
     (bin * 4).div_ceil(3)
 }
 
@@ -391,7 +396,7 @@ fn write_v1<'a>(
 ) -> String {
     fn packet(out: &mut Vec<u8>, key: &str, value: &[u8]) {
         use std::io::Write as _;
-        let size = 4 + key.len() + 1 + value.len() + 1;
+        let size = packet_len(key, value.len());
         // Writing to a Vec cannot fail.
         let _ = write!(out, "{size:04x}");
         out.extend_from_slice(key.as_bytes());
