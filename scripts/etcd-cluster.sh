@@ -20,14 +20,29 @@ cmd=$1
 dir=$2
 wait_secs=${ETCD_CLUSTER_WAIT:-30}
 
-# The PID of member $1 if it is running (and is etcd, not a zombie), else nothing.
+# The PID of member $1 if it is running (not a zombie), else nothing. The
+# process is known by its arguments, which name the member's data directory:
+# they are the same while `nohup` runs and after it has become etcd, and a
+# PID file left by a member that is long gone matches no other process.
 running_pid() {
 	local file=$dir/m$1.pid pid state
 	[[ -f $file ]] || return 0
 	pid=$(<"$file")
-	[[ $pid =~ ^[0-9]+$ && "$(cat "/proc/$pid/comm" 2>/dev/null)" == etcd ]] || return 0
+	[[ $pid =~ ^[0-9]+$ ]] || return 0
+	tr '\0' '\n' <"/proc/$pid/cmdline" 2>/dev/null | grep -qxF -- "$dir/m$1" || return 0
 	state=$(awk '/^State:/ { print $2 }' "/proc/$pid/status" 2>/dev/null)
 	[[ -z $state || $state == Z ]] || echo "$pid"
+}
+
+# Wait (5 s at most) until the job just started for member $1 runs `nohup`
+# or etcd, not the shell forked to start it, so that running_pid sees it.
+launched() {
+	local tries
+	for ((tries = 0; tries < 100; tries++)); do
+		[[ -z $(running_pid "$1") ]] || return 0
+		kill -0 "$(<"$dir/m$1.pid")" 2>/dev/null || return 0 # gone: reported below
+		sleep 0.05
+	done
 }
 
 # Whether member $1 answers /health with "true" (within 2 s).
@@ -84,6 +99,7 @@ start() {
 			--initial-cluster "$peers" --initial-cluster-token "ozmint-$base" \
 			--initial-cluster-state new >>"$dir/m$i.log" 2>&1 </dev/null &
 		echo $! >"$dir/m$i.pid"
+		launched $i
 	done
 	local deadline=$((SECONDS + wait_secs))
 	until healthy 0 && healthy 1 && healthy 2; do

@@ -1585,4 +1585,85 @@ mod on_etcd {
             "the walkthrough left etcd running"
         );
     }
+    /// The running processes (not zombies) with an argument under `dir`.
+    fn processes_under(dir: &std::path::Path) -> Vec<u32> {
+        let dir = dir.as_os_str().as_encoded_bytes();
+        let running = |pid: &str| {
+            std::fs::read_to_string(format!("/proc/{pid}/status")).is_ok_and(|s| {
+                !s.lines()
+                    .any(|l| l.starts_with("State:") && l.contains('Z'))
+            })
+        };
+        let Ok(entries) = std::fs::read_dir("/proc") else {
+            return Vec::new();
+        };
+        entries
+            .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
+            .filter(|pid| {
+                std::fs::read(format!("/proc/{pid}/cmdline"))
+                    .is_ok_and(|c| c.split(|&b| b == 0).any(|arg| arg.starts_with(dir)))
+                    && running(&pid.to_string())
+            })
+            .collect()
+    }
+
+    /// `scripts/etcd-cluster.sh` under a load that makes each member slow to
+    /// become etcd (a `nohup` on the PATH that waits half a second first):
+    /// `start` waits for the members instead of reporting one as exited, and
+    /// `stop` stops all three. Both failed so before the script knew a member
+    /// by its arguments (CI: "member m0 exited" with an empty log).
+    #[test]
+    fn the_cluster_script_waits_for_members_slow_to_start() {
+        if shared().is_none() {
+            testkit::etcd::skip_loudly();
+            return;
+        }
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let slow = tmp.path().join("bin");
+        std::fs::create_dir(&slow).unwrap();
+        let nohup = slow.join("nohup");
+        std::fs::write(&nohup, "#!/bin/sh\nsleep 0.5\nexec /usr/bin/nohup \"$@\"\n").unwrap();
+        let mut perms = std::fs::metadata(&nohup).unwrap().permissions();
+        std::os::unix::fs::PermissionsExt::set_mode(&mut perms, 0o755);
+        std::fs::set_permissions(&nohup, perms).unwrap();
+        let path = format!(
+            "{}:{}",
+            slow.display(),
+            std::env::var("PATH").unwrap_or_default()
+        );
+        let dir = tmp.path().join("etcd");
+        let script = |args: &[&str]| {
+            std::process::Command::new("timeout")
+                .arg("60")
+                .arg("scripts/etcd-cluster.sh")
+                .args(args)
+                .current_dir(env!("CARGO_MANIFEST_DIR"))
+                .env("PATH", &path)
+                .output()
+                .expect("the script runs")
+        };
+        let dir_arg = dir.display().to_string();
+        let base = free_base().to_string();
+        let started = script(&["start", &dir_arg, &base]);
+        let status = script(&["status", &dir_arg]);
+        let stopped = script(&["stop", &dir_arg]);
+        // A member that `stop` missed may still be on its way to etcd.
+        std::thread::sleep(Duration::from_secs(1));
+        let left = processes_under(&dir);
+        for &pid in &left {
+            let _ = std::process::Command::new("kill")
+                .args(["-KILL", &pid.to_string()])
+                .status();
+        }
+        assert!(
+            started.status.success(),
+            "start: {}\n{}",
+            started.status,
+            text(&started.stderr)
+        );
+        assert!(status.status.success(), "status:\n{}", text(&status.stdout));
+        assert_eq!(text(&status.stdout).matches(" healthy").count(), 3);
+        assert!(stopped.status.success(), "stop: {}", text(&stopped.stderr));
+        assert!(left.is_empty(), "members left running: {left:?}");
+    }
 }
