@@ -319,58 +319,97 @@ async fn check_reports_broken_invariants() {
     );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn concurrent_durable_commits_share_flushes() {
-    let dir = tempfile::tempdir().unwrap();
-    let engine = SledEngine::open(&dir.path().join("store"), &SledOptions::default()).unwrap();
-    let s = Arc::new(
-        Store::open(Arc::new(engine.clone()), DurabilityMode::Durable)
-            .await
-            .unwrap(),
-    );
-    let before = engine.flush_count();
-    let write_outs_before = engine.write_out_count();
-    let mut tasks = Vec::new();
-    for i in 0..64 {
-        let s = s.clone();
-        tasks.push(tokio::spawn(async move {
-            s.create_space(&format!("s{i}"), None).await
-        }));
-    }
-    for t in tasks {
-        t.await.unwrap().unwrap();
-    }
-    let flushes = engine.flush_count() - before;
-    assert!(flushes >= 1, "durable commits flush");
-    assert!(
-        flushes < 64,
-        "64 concurrent durable commits took {flushes} flushes"
-    );
-    let write_outs = engine.write_out_count() - write_outs_before;
-    assert!(
-        (1..64).contains(&write_outs),
-        "64 concurrent durable commits went to sled in {write_outs} write-outs"
-    );
-    // Commits dropped after their first poll (most of them while their flush
-    // runs) leave no later commit stranded.
-    let mut dropped_pending = 0;
-    for i in 0..20 {
-        let name = format!("x{i}");
-        let commit = s.create_space(&name, None);
-        tokio::pin!(commit);
-        let first_poll = tokio::select! {
-            biased;
-            done = &mut commit => Some(done),
-            () = std::future::ready(()) => None,
-        };
-        dropped_pending += usize::from(first_poll.is_none());
-    }
-    assert!(dropped_pending > 0, "no commit was dropped while waiting");
-    tokio::time::timeout(
-        std::time::Duration::from_secs(10),
-        s.create_space("y", None),
-    )
-    .await
-    .expect("not stranded")
-    .unwrap();
+/// A runtime whose blocking pool has a single thread: the sled engine's
+/// flushes run there, so a test that holds it ([`hold_blocking_pool`]) makes
+/// every durable commit wait for its flush as long as it needs.
+fn one_blocking_thread() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(4)
+        .max_blocking_threads(1)
+        .enable_all()
+        .build()
+        .expect("runtime")
+}
+
+/// Occupies the blocking pool's one thread until the returned sender is dropped.
+async fn hold_blocking_pool() -> std::sync::mpsc::Sender<()> {
+    let (started, running) = tokio::sync::oneshot::channel();
+    let (release, released) = std::sync::mpsc::channel::<()>();
+    tokio::task::spawn_blocking(move || {
+        let _ = started.send(());
+        let _ = released.recv();
+    });
+    running.await.expect("the blocking thread runs");
+    release
+}
+
+#[test]
+fn concurrent_durable_commits_share_flushes() {
+    one_blocking_thread().block_on(async {
+        let dir = tempfile::tempdir().unwrap();
+        let engine = SledEngine::open(&dir.path().join("store"), &SledOptions::default()).unwrap();
+        let s = Arc::new(
+            Store::open(Arc::new(engine.clone()), DurabilityMode::Durable)
+                .await
+                .unwrap(),
+        );
+        let before = engine.flush_count();
+        let write_outs_before = engine.write_out_count();
+        // The commits come in while the first one's flush cannot run yet.
+        let hold = hold_blocking_pool().await;
+        let mut tasks = Vec::new();
+        for i in 0..64 {
+            let s = s.clone();
+            tasks.push(tokio::spawn(async move {
+                s.create_space(&format!("s{i}"), None).await
+            }));
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        drop(hold);
+        for t in tasks {
+            t.await.unwrap().unwrap();
+        }
+        let flushes = engine.flush_count() - before;
+        assert!(flushes >= 1, "durable commits flush");
+        assert!(
+            flushes < 64,
+            "64 concurrent durable commits took {flushes} flushes"
+        );
+        let write_outs = engine.write_out_count() - write_outs_before;
+        assert!(
+            (1..64).contains(&write_outs),
+            "64 concurrent durable commits went to sled in {write_outs} write-outs"
+        );
+        // Commits dropped while they wait for a flush (the first one leads
+        // it, the others wait for it) leave no later commit stranded.
+        let flushed = engine.flush_count();
+        let hold = hold_blocking_pool().await;
+        for i in 0..20 {
+            let name = format!("x{i}");
+            let commit = s.create_space(&name, None);
+            tokio::pin!(commit);
+            let first_poll = tokio::select! {
+                biased;
+                done = &mut commit => Some(done),
+                () = std::future::ready(()) => None,
+            };
+            assert!(first_poll.is_none(), "commit x{i} waits for the held flush");
+        }
+        drop(hold);
+        // Their flush ends first, so the next commit cannot share it.
+        tokio::time::timeout(std::time::Duration::from_secs(10), async {
+            while engine.flush_count() == flushed {
+                tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+            }
+        })
+        .await
+        .expect("the dropped commits' flush ends");
+        tokio::time::timeout(
+            std::time::Duration::from_secs(10),
+            s.create_space("y", None),
+        )
+        .await
+        .expect("not stranded")
+        .unwrap();
+    });
 }
