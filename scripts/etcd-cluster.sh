@@ -25,11 +25,12 @@ wait_secs=${ETCD_CLUSTER_WAIT:-30}
 # they are the same while `nohup` runs and after it has become etcd, and a
 # PID file left by a member that is long gone matches no other process.
 running_pid() {
-	local file=$dir/m$1.pid pid state
+	local file=$dir/m$1.pid pid state args
 	[[ -f $file ]] || return 0
 	pid=$(<"$file")
 	[[ $pid =~ ^[0-9]+$ ]] || return 0
-	tr '\0' '\n' <"/proc/$pid/cmdline" 2>/dev/null | grep -qxF -- "$dir/m$1" || return 0
+	args=$(tr '\0' '\n' 2>/dev/null <"/proc/$pid/cmdline") || return 0
+	[[ $'\n'$args$'\n' == *$'\n'"$dir/m$1"$'\n'* ]] || return 0
 	state=$(awk '/^State:/ { print $2 }' "/proc/$pid/status" 2>/dev/null)
 	[[ -z $state || $state == Z ]] || echo "$pid"
 }
