@@ -1585,10 +1585,15 @@ mod on_etcd {
             "the walkthrough left etcd running"
         );
     }
+
     /// The running processes (not zombies) with an argument under `dir`.
     fn processes_under(dir: &std::path::Path) -> Vec<u32> {
         let dir = dir.as_os_str().as_encoded_bytes();
-        let running = |pid: &str| {
+        let names_dir = |pid: u32| {
+            std::fs::read(format!("/proc/{pid}/cmdline"))
+                .is_ok_and(|c| c.split(|&b| b == 0).any(|arg| arg.starts_with(dir)))
+        };
+        let running = |pid: u32| {
             std::fs::read_to_string(format!("/proc/{pid}/status")).is_ok_and(|s| {
                 !s.lines()
                     .any(|l| l.starts_with("State:") && l.contains('Z'))
@@ -1599,11 +1604,7 @@ mod on_etcd {
         };
         entries
             .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
-            .filter(|pid| {
-                std::fs::read(format!("/proc/{pid}/cmdline"))
-                    .is_ok_and(|c| c.split(|&b| b == 0).any(|arg| arg.starts_with(dir)))
-                    && running(&pid.to_string())
-            })
+            .filter(|&pid| names_dir(pid) && running(pid))
             .collect()
     }
 
@@ -1622,15 +1623,14 @@ mod on_etcd {
         let slow = tmp.path().join("bin");
         std::fs::create_dir(&slow).unwrap();
         let nohup = slow.join("nohup");
-        std::fs::write(&nohup, "#!/bin/sh\nsleep 0.5\nexec /usr/bin/nohup \"$@\"\n").unwrap();
+        let real_path = std::env::var("PATH").unwrap_or_default();
+        // The real nohup, found on the PATH without this directory.
+        let wrapper = format!("#!/bin/sh\nsleep 0.5\nPATH='{real_path}' exec nohup \"$@\"\n");
+        std::fs::write(&nohup, wrapper).unwrap();
         let mut perms = std::fs::metadata(&nohup).unwrap().permissions();
         std::os::unix::fs::PermissionsExt::set_mode(&mut perms, 0o755);
         std::fs::set_permissions(&nohup, perms).unwrap();
-        let path = format!(
-            "{}:{}",
-            slow.display(),
-            std::env::var("PATH").unwrap_or_default()
-        );
+        let path = format!("{}:{real_path}", slow.display());
         let dir = tmp.path().join("etcd");
         let script = |args: &[&str]| {
             std::process::Command::new("timeout")
