@@ -1484,13 +1484,20 @@ mod on_etcd {
     }
 
     /// Six ports from `base` (the script's client ports base..base+2 and peer
-    /// ports base+100..base+102) that nobody listens on now.
-    fn free_base() -> u16 {
+    /// ports base+100..base+102) that nobody listens on now, and a turn: the
+    /// tests that run the script hold it until their cluster is stopped, so
+    /// that two of them cannot pick the same ports before either binds them.
+    fn free_base() -> (u16, std::sync::MutexGuard<'static, ()>) {
+        static TURN: Mutex<()> = Mutex::new(());
+        let turn = TURN
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         let bindable = |p: u16| std::net::TcpListener::bind(("127.0.0.1", p)).is_ok();
-        (0..200)
+        let base = (0..200)
             .map(|_| 20_000 + rand::random::<u16>() % 9_000)
             .find(|&b| [0, 1, 2, 100, 101, 102].iter().all(|&o| bindable(b + o)))
-            .expect("six free ports")
+            .expect("six free ports");
+        (base, turn)
     }
 
     /// README's "Several front ends over etcd" walkthrough, run by bash as
@@ -1515,7 +1522,7 @@ mod on_etcd {
             .expect("the walkthrough's code block")
             .0;
         let tmp = tempfile::tempdir().expect("tempdir");
-        let base = free_base();
+        let (base, _turn) = free_base();
         let (p1, p2) = {
             let a = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
             let b = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
@@ -1643,7 +1650,8 @@ mod on_etcd {
                 .expect("the script runs")
         };
         let dir_arg = dir.display().to_string();
-        let base = free_base().to_string();
+        let (base, _turn) = free_base();
+        let base = base.to_string();
         let started = script(&["start", &dir_arg, &base]);
         let status = script(&["status", &dir_arg]);
         let stopped = script(&["stop", &dir_arg]);
