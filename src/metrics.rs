@@ -87,6 +87,18 @@ pub struct Metrics {
     /// Durable commit latency.
     pub flush: Histogram,
     store_bytes: Gauge<u64, AtomicU64>,
+    in_flight: Gauge,
+}
+
+/// One request being handled: counted in `http_requests_in_flight` from
+/// [`Metrics::request_started`] until dropped (answered or cancelled).
+#[must_use = "the request counts as in flight until this is dropped"]
+pub struct InFlight<'a>(&'a Gauge);
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.0.dec();
+    }
 }
 
 impl Default for Metrics {
@@ -111,6 +123,7 @@ impl Metrics {
         let auth_failures = Family::<ReasonLabels, Counter>::default();
         let flush = Histogram::new(exponential_buckets(0.000_05, 2.0, 18));
         let store_bytes = Gauge::<u64, AtomicU64>::default();
+        let in_flight = Gauge::default();
         registry.register(
             "http_requests",
             "HTTP requests by route, method and status",
@@ -153,6 +166,11 @@ impl Metrics {
             "Bytes used by the store on disk",
             store_bytes.clone(),
         );
+        registry.register(
+            "http_requests_in_flight",
+            "HTTP requests being handled (a scrape on the API listener counts itself)",
+            in_flight.clone(),
+        );
         Metrics {
             registry,
             requests,
@@ -165,7 +183,14 @@ impl Metrics {
             auth_failures,
             flush,
             store_bytes,
+            in_flight,
         }
+    }
+
+    /// Counts a request as in flight until the returned guard is dropped.
+    pub fn request_started(&self) -> InFlight<'_> {
+        self.in_flight.inc();
+        InFlight(&self.in_flight)
     }
 
     /// Records one answered request.

@@ -64,6 +64,7 @@ type Resp = Response<Full<Bytes>>;
 /// stream reset (HTTP/2) instead of the answer.
 pub async fn handle(app: Arc<App>, req: Request<Incoming>, conn: ConnInfo) -> Resp {
     let started = Instant::now();
+    let _in_flight = app.metrics.request_started();
     let request_id = request_id(req.headers());
     let method = req.method().clone();
     let mut template = "unmatched";

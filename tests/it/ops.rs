@@ -681,6 +681,18 @@ async fn metrics_count_requests_latency_tokens_auth_failures_flushes_and_store_s
         "same counters: {body2}"
     );
     assert!(body2.contains("ozmint_http_requests_total"), "{body2}");
+    // Every request above has ended: on the API listener only the scrape
+    // itself is in flight, on this one nothing.
+    assert_eq!(
+        sample(&after, "ozmint_http_requests_in_flight", &[]),
+        1.0,
+        "{body}"
+    );
+    assert_eq!(
+        sample(&on_metrics_port, "ozmint_http_requests_in_flight", &[]),
+        0.0,
+        "{body2}"
+    );
     let resp = plain
         .get(format!("http://127.0.0.1:{port}/healthz"))
         .send()
@@ -1089,8 +1101,20 @@ async fn after_sigterm_new_connections_are_refused_and_readyz_is_503_while_an_in
         .await
         .expect("write part of the body");
     tls.flush().await.expect("flush");
-    // Let the server parse the head and authenticate (argon2).
-    tokio::time::sleep(Duration::from_millis(1500)).await;
+    // The server has read the head: the request is in flight.
+    let metrics_url = format!("http://{probe_addr}/metrics");
+    let in_flight = || async {
+        let (_, samples) = scrape(&probes, &metrics_url).await;
+        sample(&samples, "ozmint_http_requests_in_flight", &[])
+    };
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while in_flight().await != 1.0 {
+        assert!(
+            Instant::now() < deadline,
+            "the held request is not in flight"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
 
     server.signal("TERM");
     // The listener closes: new connections are refused while the server
@@ -1122,6 +1146,11 @@ async fn after_sigterm_new_connections_are_refused_and_readyz_is_503_while_an_in
         "{v}"
     );
     assert_eq!(probe("/healthz").await.0, 200);
+    assert_eq!(
+        in_flight().await,
+        1.0,
+        "the drain waits for the held request"
+    );
 
     // The held request completes.
     tls.write_all(&body[10..]).await.expect("write the rest");
